@@ -1,0 +1,184 @@
+//! Requests (something an agent waits on) and activity items (something an
+//! agent did and only reported), as observed from a platform and as stored.
+
+use crate::{named_enum, Platform};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What the agent is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Yes or no on an action the agent wants to take.
+    Approval,
+    /// A question that wants an answer in words or a form.
+    Question,
+    /// A non-blocking item: answering it records a decision but the agent
+    /// does not wait for it (proposals, reports).
+    Activity,
+}
+named_enum!(Kind, "kind", { Approval => "approval", Question => "question", Activity => "activity" });
+
+/// Where a request stands. Only `Pending` is actionable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    /// Approved by this Countersign user (the platform confirmed it or it is
+    /// queued; the decision's delivery state says which).
+    Approved,
+    /// Denied by this Countersign user.
+    Denied,
+    /// The platform let it time out.
+    Expired,
+    /// Someone or something else answered it on the platform.
+    ResolvedElsewhere,
+    /// The agent withdrew it.
+    Cancelled,
+}
+named_enum!(Status, "status", {
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+    Expired => "expired",
+    ResolvedElsewhere => "resolved_elsewhere",
+    Cancelled => "cancelled",
+});
+
+impl Status {
+    pub fn is_pending(self) -> bool {
+        self == Status::Pending
+    }
+}
+
+/// The answers a platform accepts for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowedDecision {
+    Approve,
+    Deny,
+    /// Approve with edited arguments.
+    Edit,
+    /// Answer with free text (or a form value).
+    Respond,
+    /// Approve this and matching requests from now on.
+    AlwaysAllow,
+}
+named_enum!(AllowedDecision, "decision", {
+    Approve => "approve",
+    Deny => "deny",
+    Edit => "edit",
+    Respond => "respond",
+    AlwaysAllow => "always_allow",
+});
+
+/// A request exactly as a connector understood it, before it is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedRequest {
+    /// The platform's id for it; unique within an account.
+    pub remote_id: String,
+    /// Whatever else the platform needs to answer it (workspace id, thread
+    /// id, interrupt id…), opaque to everything but the connector.
+    pub route: Value,
+    pub kind: Kind,
+    pub title: String,
+    /// The action or tool name.
+    pub action: String,
+    pub arguments: Value,
+    pub description: Option<String>,
+    pub agent: Option<String>,
+    /// The platform's own tier or risk label, kept raw (L3, act_with_approval…).
+    pub tier: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub allowed_decisions: Vec<AllowedDecision>,
+    /// A link back to the request on the platform, where it has one.
+    pub link: Option<String>,
+    /// The payload exactly as received.
+    pub raw: Value,
+}
+
+/// How a request left the pending list, as the platform tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub remote_id: String,
+    /// `Expired`, `ResolvedElsewhere` or `Cancelled` for outcomes decided
+    /// outside Countersign; `Approved`/`Denied` only when the platform
+    /// credits this account's reviewer with the decision.
+    pub status: Status,
+    /// What the platform says happened, in its words ("approved", "denied").
+    pub outcome: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// A stored request: what was observed plus local bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Stable local id, the one the CLI and the UI use.
+    pub id: i64,
+    pub account_id: i64,
+    pub account: String,
+    pub platform: Platform,
+    pub remote_id: String,
+    pub route: Value,
+    pub kind: Kind,
+    pub title: String,
+    pub action: String,
+    pub arguments: Value,
+    pub description: Option<String>,
+    pub agent: Option<String>,
+    pub tier: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub allowed_decisions: Vec<AllowedDecision>,
+    pub link: Option<String>,
+    pub status: Status,
+    /// For requests resolved outside Countersign: the platform's outcome.
+    pub outcome: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    pub raw: Value,
+    pub first_seen_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Request {
+    pub fn allows(&self, decision: AllowedDecision) -> bool {
+        self.allowed_decisions.contains(&decision)
+    }
+}
+
+/// Something an agent did, or a platform event a reviewer cares about, as a
+/// connector understood it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedActivity {
+    /// Unique within an account; connectors derive one from the event's
+    /// content when the platform gives none, so replays dedupe.
+    pub remote_id: String,
+    pub event_type: String,
+    pub title: String,
+    pub agent: Option<String>,
+    pub details: Value,
+    pub occurred_at: DateTime<Utc>,
+    pub raw: Value,
+}
+
+/// A stored activity item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: i64,
+    pub account_id: i64,
+    pub account: String,
+    pub platform: Platform,
+    pub remote_id: String,
+    pub event_type: String,
+    pub title: String,
+    pub agent: Option<String>,
+    pub details: Value,
+    pub occurred_at: DateTime<Utc>,
+    pub read: bool,
+    pub raw: Value,
+}

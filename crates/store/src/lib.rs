@@ -1,0 +1,80 @@
+//! Countersign's local history: every account, request, decision and
+//! activity item, in one SQLite file that the CLI and the desktop app share.
+//!
+//! The store is the source of truth for what a user sees: a request is
+//! written here before anything shows it, and a decision is written here
+//! before it is sent. Upserts are keyed by (account, remote id), so replays
+//! and reconnects never duplicate. Undelivered decisions form the outbox.
+//!
+//! WAL mode and a busy timeout let several processes (the CLI and the app)
+//! use the same file at once.
+
+mod accounts;
+mod activity;
+mod decisions;
+pub mod migrations;
+mod requests;
+mod sql;
+
+pub use decisions::{Claimed, DecisionUpdate};
+pub use requests::{HistoryQuery, PendingQuery, Upserted};
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("could not migrate the database: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("the database holds a value this version does not understand: {0}")]
+    Corrupt(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on the database. Cheap to share behind an `Arc`; calls are
+/// serialized on one connection, and each is a short transaction.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::setup(Connection::open(path)?)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // WAL lets the CLI read while the app writes; NORMAL is durable
+        // across application crashes, which is what "nothing lost" needs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::migrations().to_latest(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done write:
+        // every multi-statement write runs in a transaction.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,118 @@
+//! The schema, as an append-only list of migrations. A shipped migration is
+//! never edited: change the schema by adding one at the end.
+
+use rusqlite_migration::{Migrations, M};
+
+const V1_INITIAL: &str = r#"
+CREATE TABLE accounts (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL,
+    platform      TEXT NOT NULL,
+    base_url      TEXT NOT NULL,
+    reviewer      TEXT NOT NULL,
+    secret_store  TEXT NOT NULL,
+    secret_ref    TEXT NOT NULL,
+    settings      TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL,
+    -- accounts are retired, not deleted, so their history stays readable
+    removed_at    TEXT
+);
+CREATE UNIQUE INDEX accounts_active_name ON accounts(name) WHERE removed_at IS NULL;
+
+CREATE TABLE account_health (
+    account_id    INTEGER PRIMARY KEY REFERENCES accounts(id),
+    state         TEXT NOT NULL,
+    backoff_until TEXT,
+    last_error    TEXT,
+    last_sync_at  TEXT,
+    updated_at    TEXT NOT NULL
+);
+
+CREATE TABLE requests (
+    id                INTEGER PRIMARY KEY,
+    account_id        INTEGER NOT NULL REFERENCES accounts(id),
+    remote_id         TEXT NOT NULL,
+    route             TEXT NOT NULL,
+    kind              TEXT NOT NULL,
+    title             TEXT NOT NULL,
+    action            TEXT NOT NULL,
+    arguments         TEXT NOT NULL,
+    description       TEXT,
+    agent             TEXT,
+    tier              TEXT,
+    created_at        TEXT NOT NULL,
+    deadline          TEXT,
+    allowed_decisions TEXT NOT NULL,
+    link              TEXT,
+    status            TEXT NOT NULL,
+    outcome           TEXT,
+    decided_by        TEXT,
+    decided_at        TEXT,
+    comment           TEXT,
+    raw               TEXT NOT NULL,
+    first_seen_at     TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    UNIQUE (account_id, remote_id)
+);
+CREATE INDEX requests_status ON requests(status, deadline, created_at);
+CREATE INDEX requests_agent ON requests(agent);
+
+CREATE VIRTUAL TABLE requests_fts USING fts5(
+    title, action, arguments, description, agent, comment,
+    content = 'requests', content_rowid = 'id'
+);
+CREATE TRIGGER requests_fts_insert AFTER INSERT ON requests BEGIN
+    INSERT INTO requests_fts(rowid, title, action, arguments, description, agent, comment)
+    VALUES (new.id, new.title, new.action, new.arguments, new.description, new.agent, new.comment);
+END;
+CREATE TRIGGER requests_fts_delete AFTER DELETE ON requests BEGIN
+    INSERT INTO requests_fts(requests_fts, rowid, title, action, arguments, description, agent, comment)
+    VALUES ('delete', old.id, old.title, old.action, old.arguments, old.description, old.agent, old.comment);
+END;
+CREATE TRIGGER requests_fts_update AFTER UPDATE OF title, action, arguments, description, agent, comment ON requests BEGIN
+    INSERT INTO requests_fts(requests_fts, rowid, title, action, arguments, description, agent, comment)
+    VALUES ('delete', old.id, old.title, old.action, old.arguments, old.description, old.agent, old.comment);
+    INSERT INTO requests_fts(rowid, title, action, arguments, description, agent, comment)
+    VALUES (new.id, new.title, new.action, new.arguments, new.description, new.agent, new.comment);
+END;
+
+CREATE TABLE decisions (
+    id               INTEGER PRIMARY KEY,
+    request_id       INTEGER NOT NULL REFERENCES requests(id),
+    outcome          TEXT NOT NULL,
+    comment          TEXT,
+    edited_arguments TEXT,
+    response         TEXT,
+    decided_by       TEXT NOT NULL,
+    decided_at       TEXT NOT NULL,
+    delivery         TEXT NOT NULL,
+    error            TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    -- while `sent`: when another sender may take the decision over
+    lease_until      TEXT,
+    confirmed_at     TEXT
+);
+CREATE INDEX decisions_outbox ON decisions(delivery, next_attempt_at);
+CREATE INDEX decisions_request ON decisions(request_id);
+
+CREATE TABLE activity (
+    id          INTEGER PRIMARY KEY,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id),
+    remote_id   TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    agent       TEXT,
+    details     TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    read        INTEGER NOT NULL DEFAULT 0,
+    raw         TEXT NOT NULL,
+    UNIQUE (account_id, remote_id)
+);
+CREATE INDEX activity_time ON activity(occurred_at);
+"#;
+
+/// Every migration, oldest first.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(V1_INITIAL)])
+}

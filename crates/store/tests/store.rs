@@ -1,0 +1,527 @@
+//! Store behaviour a user relies on: nothing duplicated, nothing lost,
+//! everything findable. Modules mirror `src/`.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use countersign_model::{
+    AllowedDecision, DecisionDraft, Kind, NewAccount, ObservedActivity, ObservedRequest, Outcome,
+    Platform, SecretStoreKind,
+};
+use countersign_store::Store;
+use serde_json::json;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 4, 27, 14, 0, 0).unwrap()
+}
+
+fn account(store: &Store, name: &str) -> i64 {
+    store
+        .add_account(
+            &NewAccount {
+                name: name.into(),
+                platform: Platform::Molecule,
+                base_url: "http://127.0.0.1:1".into(),
+                reviewer: "dana".into(),
+                secret_store: SecretStoreKind::None,
+                settings: json!({}),
+            },
+            "ref",
+            t0(),
+        )
+        .unwrap()
+        .id
+}
+
+fn observed(remote_id: &str, action: &str, arguments: serde_json::Value) -> ObservedRequest {
+    ObservedRequest {
+        remote_id: remote_id.into(),
+        route: json!({"workspace_id": "ws"}),
+        kind: Kind::Approval,
+        title: action.into(),
+        action: action.into(),
+        arguments: arguments.clone(),
+        description: Some("because".into()),
+        agent: Some("Release Manager".into()),
+        tier: None,
+        created_at: t0(),
+        deadline: None,
+        allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
+        link: None,
+        raw: json!({"id": remote_id, "action": action, "arguments": arguments}),
+    }
+}
+
+fn decide(store: &Store, request_id: i64, outcome: Outcome) -> countersign_model::Decision {
+    store
+        .record_decision(&DecisionDraft {
+            request_id,
+            outcome,
+            comment: Some("looks fine".into()),
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: t0(),
+        })
+        .unwrap()
+}
+
+mod migrations {
+    #[test]
+    fn migrations_are_valid_and_apply_from_empty() {
+        countersign_store::migrations::migrations()
+            .validate()
+            .expect("every migration must apply cleanly to an empty database");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let store = countersign_store::Store::open(&path).unwrap();
+        drop(store);
+        // Opening again must find the schema current and not re-run anything.
+        let store = countersign_store::Store::open(&path).unwrap();
+        assert!(
+            store.accounts().unwrap().is_empty(),
+            "a fresh database has no accounts"
+        );
+    }
+}
+
+mod requests {
+    use super::*;
+    use countersign_model::{Resolution, Status};
+    use countersign_store::{HistoryQuery, PendingQuery};
+
+    #[test]
+    fn replaying_the_same_events_keeps_one_row_each() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let events = [
+            observed("a", "push tag", json!({})),
+            observed("b", "drop table", json!({})),
+        ];
+        for _ in 0..2 {
+            for e in &events {
+                store.upsert_request(acc, e, t0()).unwrap();
+            }
+        }
+        let pending = store.pending(&PendingQuery::default()).unwrap();
+        assert_eq!(
+            pending.len(),
+            2,
+            "a replay must update in place, not add rows"
+        );
+        let again = store.upsert_request(acc, &events[0], t0()).unwrap();
+        assert!(
+            !again.created && !again.changed,
+            "an identical replay is neither new nor a change, so it raises no notification"
+        );
+    }
+
+    #[test]
+    fn the_same_remote_id_on_two_accounts_is_two_requests() {
+        let store = Store::open_in_memory().unwrap();
+        let (a, b) = (account(&store, "a"), account(&store, "b"));
+        store
+            .upsert_request(a, &observed("x", "act", json!({})), t0())
+            .unwrap();
+        store
+            .upsert_request(b, &observed("x", "act", json!({})), t0())
+            .unwrap();
+        assert_eq!(
+            store.pending(&PendingQuery::default()).unwrap().len(),
+            2,
+            "remote ids are only unique within one account"
+        );
+    }
+
+    #[test]
+    fn a_replay_never_resurrects_a_decided_request() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "push tag", json!({})), t0())
+            .unwrap()
+            .request;
+        decide(&store, req.id, Outcome::Approve);
+        store
+            .upsert_request(acc, &observed("a", "push tag", json!({"late": true})), t0())
+            .unwrap();
+        assert_eq!(
+            store.request(req.id).unwrap().status,
+            Status::Approved,
+            "a reconnect replaying a request must not put a decided request back in the inbox"
+        );
+    }
+
+    #[test]
+    fn full_text_search_finds_a_word_inside_the_arguments() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let hit = store
+            .upsert_request(
+                acc,
+                &observed(
+                    "a",
+                    "run_sql",
+                    json!({"query": "DELETE FROM invoices WHERE paid"}),
+                ),
+                t0(),
+            )
+            .unwrap()
+            .request;
+        store
+            .upsert_request(
+                acc,
+                &observed("b", "run_sql", json!({"query": "SELECT 1"})),
+                t0(),
+            )
+            .unwrap();
+        let found = store
+            .pending(&PendingQuery {
+                search: Some("invoices".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            found.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![hit.id],
+            "a word that only appears inside the arguments must find exactly that request"
+        );
+        decide(&store, hit.id, Outcome::Deny);
+        let by_comment = store
+            .history(&HistoryQuery {
+                search: Some("looks".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            by_comment.len(),
+            1,
+            "the reviewer's comment is searchable in history"
+        );
+        let hostile = store
+            .history(&HistoryQuery {
+                search: Some("\"unbalanced (NEAR".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(
+            hostile.is_empty(),
+            "FTS syntax typed by a user is matched as words, not an error"
+        );
+    }
+
+    #[test]
+    fn history_filters_by_status_account_agent_and_time() {
+        let store = Store::open_in_memory().unwrap();
+        let (a, b) = (account(&store, "a"), account(&store, "b"));
+        let ra = store
+            .upsert_request(a, &observed("1", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let rb = store
+            .upsert_request(b, &observed("2", "y", json!({})), t0())
+            .unwrap()
+            .request;
+        decide(&store, ra.id, Outcome::Approve);
+        store
+            .apply_resolution(
+                rb.id,
+                &Resolution {
+                    remote_id: "2".into(),
+                    status: Status::Expired,
+                    outcome: Some("denied".into()),
+                    decided_by: Some("auto-expired".into()),
+                    decided_at: Some(t0() + Duration::hours(1)),
+                },
+                t0(),
+            )
+            .unwrap()
+            .expect("a pending request changes when it expires");
+        let ids = |q: HistoryQuery| {
+            store
+                .history(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(HistoryQuery::default()),
+            vec![rb.id, ra.id],
+            "newest decision first"
+        );
+        assert_eq!(
+            ids(HistoryQuery {
+                statuses: vec![Status::Expired],
+                ..Default::default()
+            }),
+            vec![rb.id]
+        );
+        assert_eq!(
+            ids(HistoryQuery {
+                account: Some("a".into()),
+                ..Default::default()
+            }),
+            vec![ra.id]
+        );
+        assert_eq!(
+            ids(HistoryQuery {
+                agent: Some("Release Manager".into()),
+                ..Default::default()
+            })
+            .len(),
+            2
+        );
+        assert_eq!(
+            ids(HistoryQuery {
+                since: Some(t0() + Duration::minutes(30)),
+                ..Default::default()
+            }),
+            vec![rb.id],
+            "only the expiry happened after the cut-off"
+        );
+        assert!(store.pending(&PendingQuery::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn inbox_orders_by_deadline_then_age() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "a");
+        let mut old = observed("old", "old", json!({}));
+        old.created_at = t0() - Duration::hours(2);
+        let mut urgent = observed("urgent", "urgent", json!({}));
+        urgent.deadline = Some(t0() + Duration::minutes(5));
+        let mut later = observed("later", "later", json!({}));
+        later.deadline = Some(t0() + Duration::minutes(50));
+        for r in [&old, &later, &urgent] {
+            store.upsert_request(acc, r, t0()).unwrap();
+        }
+        let order: Vec<String> = store
+            .pending(&PendingQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.remote_id)
+            .collect();
+        assert_eq!(
+            order,
+            ["urgent", "later", "old"],
+            "deadlines first, soonest first, then oldest"
+        );
+    }
+}
+
+mod decisions {
+    use super::*;
+    use countersign_model::{Delivery, Status};
+    use countersign_store::DecisionUpdate;
+
+    #[test]
+    fn a_decision_is_stored_before_delivery_and_claimed_once() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let d = decide(&store, req.id, Outcome::Approve);
+        assert_eq!(d.delivery, Delivery::Queued);
+        assert_eq!(store.request(req.id).unwrap().status, Status::Approved);
+        assert_eq!(
+            store.outbox().unwrap().len(),
+            1,
+            "an undelivered decision sits in the outbox"
+        );
+
+        let lease = Duration::minutes(2);
+        let first = store.claim_due(acc, None, t0(), lease).unwrap();
+        let second = store.claim_due(acc, None, t0(), lease).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(
+            second.is_empty(),
+            "a claimed decision must not be handed to a second sender"
+        );
+        let after_lease = store
+            .claim_due(acc, None, t0() + Duration::minutes(3), lease)
+            .unwrap();
+        assert_eq!(
+            after_lease.len(),
+            1,
+            "a sender that died must not strand the decision"
+        );
+        assert_eq!(after_lease[0].decision.attempts, 2);
+
+        store
+            .update_decision(d.id, &DecisionUpdate::Confirmed, t0())
+            .unwrap();
+        assert!(
+            store.outbox().unwrap().is_empty(),
+            "confirmed decisions leave the outbox"
+        );
+    }
+
+    #[test]
+    fn retry_waits_for_its_time() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let d = decide(&store, req.id, Outcome::Deny);
+        store
+            .claim_due(acc, None, t0(), Duration::minutes(2))
+            .unwrap();
+        let at = t0() + Duration::seconds(30);
+        store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::Retry {
+                    error: "down".into(),
+                    at,
+                },
+                t0(),
+            )
+            .unwrap();
+        assert!(store
+            .claim_due(
+                acc,
+                None,
+                t0() + Duration::seconds(10),
+                Duration::minutes(2)
+            )
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .claim_due(acc, None, at, Duration::minutes(2))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn refused_decisions_are_rejected_before_they_are_stored() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let edit = store.record_decision(&DecisionDraft {
+            request_id: req.id,
+            outcome: Outcome::Edit,
+            comment: None,
+            edited_arguments: Some(json!({})),
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: t0(),
+        });
+        assert!(
+            edit.is_err(),
+            "Molecule does not allow edits, so the store must refuse one"
+        );
+        decide(&store, req.id, Outcome::Approve);
+        let twice = store.record_decision(&DecisionDraft {
+            request_id: req.id,
+            outcome: Outcome::Deny,
+            comment: None,
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: t0(),
+        });
+        assert!(twice.is_err(), "a request is decided once");
+        assert_eq!(store.decisions_for(req.id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_not_allowed_failure_puts_the_request_back_in_the_inbox() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let d = decide(&store, req.id, Outcome::Approve);
+        let failed = store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::Failed {
+                    error: "not allowed".into(),
+                    reopen: true,
+                },
+                t0(),
+            )
+            .unwrap();
+        assert_eq!(failed.delivery, Delivery::Failed);
+        assert_eq!(failed.error.as_deref(), Some("not allowed"));
+        assert_eq!(store.request(req.id).unwrap().status, Status::Pending);
+    }
+}
+
+mod accounts {
+    use super::*;
+
+    #[test]
+    fn removing_an_account_keeps_its_history_and_frees_its_name() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        decide(&store, req.id, Outcome::Approve);
+        assert!(
+            store
+                .add_account(
+                    &NewAccount {
+                        name: "prod".into(),
+                        platform: Platform::Molecule,
+                        base_url: "http://x".into(),
+                        reviewer: "r".into(),
+                        secret_store: SecretStoreKind::None,
+                        settings: json!({}),
+                    },
+                    "r2",
+                    t0()
+                )
+                .is_err(),
+            "two active accounts cannot share a name"
+        );
+        store.remove_account("prod", t0()).unwrap();
+        assert!(store.accounts().unwrap().is_empty());
+        assert_eq!(
+            store.history(&Default::default()).unwrap().len(),
+            1,
+            "a removed account's decisions stay browsable"
+        );
+        account(&store, "prod");
+    }
+}
+
+mod activity {
+    use super::*;
+
+    #[test]
+    fn activity_is_stored_once() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let item = ObservedActivity {
+            remote_id: "ev1".into(),
+            event_type: "WORKSPACE_OFFLINE".into(),
+            title: "Workspace went offline".into(),
+            agent: Some("Release Manager".into()),
+            details: json!({}),
+            occurred_at: t0(),
+            raw: json!({}),
+        };
+        assert!(store.insert_activity(acc, &item).unwrap().is_some());
+        assert!(
+            store.insert_activity(acc, &item).unwrap().is_none(),
+            "a replayed event is not a new item"
+        );
+        let feed = store.activity(None, 10).unwrap();
+        assert_eq!(feed.len(), 1);
+        assert!(store.mark_activity_read(feed[0].id).unwrap());
+        assert!(store.activity(Some("prod"), 10).unwrap()[0].read);
+    }
+}
