@@ -1,1 +1,122 @@
-//! placeholder
+//! The one interface every agent platform implements, and what flows
+//! through it.
+//!
+//! A connector knows one platform's protocol and nothing else: no storage,
+//! no retries, no timers. The sync engine drives it: [`Connector::reconcile`]
+//! after every (re)connect and on a timer, [`Connector::subscribe`] for the
+//! live channel where the platform pushes, [`Connector::deliver`] for
+//! decisions from the outbox. Base URL, credentials, clock and HTTP client
+//! are given to the connector when it is built.
+
+pub mod http;
+
+use async_trait::async_trait;
+use countersign_model::{Decision, ObservedActivity, ObservedRequest, Request, Resolution, Status};
+use futures::stream::BoxStream;
+use std::time::Duration;
+
+/// Why a platform call failed. The engine decides what to do from the
+/// variant; the message is for people and never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Credentials refused. Retrying without new credentials is pointless.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The platform asked us to slow down.
+    #[error("rate limited by the platform; retry in {}s", retry_after.as_secs())]
+    RateLimited { retry_after: Duration },
+    /// Network trouble, timeouts, 5xx: try again later.
+    #[error("platform unavailable: {0}")]
+    Unavailable(String),
+    /// The platform refused this one call for good (bad request, not allowed).
+    #[error("{0}")]
+    Rejected(String),
+    /// The platform answered something this connector does not understand.
+    #[error("unexpected answer from the platform: {0}")]
+    Protocol(String),
+}
+
+impl ConnectorError {
+    /// True when the same call may succeed later without the user acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::RateLimited { .. }
+                | ConnectorError::Unavailable(_)
+                | ConnectorError::Protocol(_)
+        )
+    }
+}
+
+/// Everything pending on the platform right now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub pending: Vec<ObservedRequest>,
+    /// The platform capped the list: a request missing from it may still be
+    /// pending, unless it is newer than the oldest one listed.
+    pub truncated: bool,
+    /// Activity the platform only offers by listing.
+    pub activity: Vec<ObservedActivity>,
+}
+
+/// One thing the live channel reported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A new request, or news about one.
+    Request(ObservedRequest),
+    /// A request left the pending list.
+    Resolved(Resolution),
+    Activity(ObservedActivity),
+    /// The channel may have lost events; reconcile now.
+    Resync,
+}
+
+/// The live channel. It ends when the connection drops; an `Err` item is
+/// logged and the engine reconnects.
+pub type UpdateStream = BoxStream<'static, Result<Update, ConnectorError>>;
+
+/// What the platform did with a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivered {
+    /// Taken.
+    Confirmed,
+    /// Someone or something answered it first; how, if the platform says.
+    ResolvedElsewhere(Resolution),
+}
+
+/// One agent platform, for one account.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Everything pending now. Called after every (re)connect, and on a
+    /// timer, because push channels lose messages.
+    async fn reconcile(&self) -> Result<Snapshot, ConnectorError>;
+
+    /// Opens the live channel; `Ok(None)` when the platform has no push,
+    /// in which case the engine polls [`Connector::reconcile`].
+    async fn subscribe(&self) -> Result<Option<UpdateStream>, ConnectorError>;
+
+    /// How often to reconcile: the poll interval without push, a safety net
+    /// with it.
+    fn reconcile_interval(&self) -> Duration;
+
+    /// Learns how requests that left the pending list ended. The default
+    /// knows nothing more than that they are gone.
+    async fn resolve_missing(&self, gone: &[Request]) -> Result<Vec<Resolution>, ConnectorError> {
+        Ok(gone.iter().map(|r| resolved_elsewhere(&r.remote_id)).collect())
+    }
+
+    /// Sends one decision.
+    async fn deliver(&self, request: &Request, decision: &Decision)
+        -> Result<Delivered, ConnectorError>;
+}
+
+/// A resolution that says only "not pending any more".
+pub fn resolved_elsewhere(remote_id: &str) -> Resolution {
+    Resolution {
+        remote_id: remote_id.to_owned(),
+        status: Status::ResolvedElsewhere,
+        outcome: None,
+        decided_by: None,
+        decided_at: None,
+    }
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! Faithful fakes of the agent platforms Countersign talks to, served on
+//! `127.0.0.1:0` for tests and demos.
+//!
+//! Each fake follows the "fake-server contract" of its protocol document in
+//! `shared/protocols/`: the same routes, auth rules, status codes, bodies and
+//! quirks as the real platform, plus controls a test needs (create requests,
+//! decide as another reviewer, drop connections, stall, fail, go down) and a
+//! record of every decision received.
+
+pub mod molecule;

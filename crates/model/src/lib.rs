@@ -59,3 +59,25 @@ macro_rules! named_enum {
     };
 }
 pub(crate) use named_enum;
+
+/// A credential (token, password). Its `Debug` never shows the value and it
+/// has no `Serialize`, so it cannot leak into logs, JSON or the database.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it to the platform.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(••••)")
+    }
+}

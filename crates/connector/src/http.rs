@@ -1,0 +1,93 @@
+//! HTTP plumbing every REST connector needs: one well-configured client,
+//! bounded body reads, and status codes mapped to [`ConnectorError`].
+
+use crate::ConnectorError;
+use reqwest::{header::HeaderMap, Response, StatusCode};
+use std::time::Duration;
+
+/// Largest response body a connector reads. Agents write request details;
+/// a runaway one must not eat the reviewer's memory.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The HTTP client connectors share: rustls, bounded timeouts, and no
+/// default headers (Molecule answers 403 to an unlisted `Origin`).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Maps a transport failure (refused, reset, timed out) to an error.
+pub fn transport(err: reqwest::Error) -> ConnectorError {
+    // reqwest's Display includes the URL but never headers, so no token.
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    ConnectorError::Unavailable(format!("{what}: {}", without_url(&err)))
+}
+
+fn without_url(err: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    let mut last = err.to_string();
+    while let Some(e) = source {
+        last = e.to_string();
+        source = e.source();
+    }
+    last
+}
+
+/// Reads a body up to [`MAX_BODY`] bytes.
+pub async fn body(mut resp: Response) -> Result<Vec<u8>, ConnectorError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(ConnectorError::Protocol(format!(
+                "response larger than {} MiB",
+                MAX_BODY / 1024 / 1024
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Parses `Retry-After` (seconds form; dates are rare and treated as 60 s).
+pub fn retry_after(headers: &HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// A short, printable excerpt of an error body, for messages.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut out: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// The generic mapping of an unsuccessful status; connectors handle the
+/// codes that mean something special on their platform first.
+pub fn status_error(status: StatusCode, headers: &HeaderMap, message: String) -> ConnectorError {
+    match status.as_u16() {
+        401 | 403 => ConnectorError::Auth(message),
+        429 => ConnectorError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        408 | 500..=599 => ConnectorError::Unavailable(format!("HTTP {status}: {message}")),
+        _ => ConnectorError::Rejected(format!("HTTP {status}: {message}")),
+    }
+}
