@@ -102,12 +102,18 @@ pub trait Connector: Send + Sync {
     /// Learns how requests that left the pending list ended. The default
     /// knows nothing more than that they are gone.
     async fn resolve_missing(&self, gone: &[Request]) -> Result<Vec<Resolution>, ConnectorError> {
-        Ok(gone.iter().map(|r| resolved_elsewhere(&r.remote_id)).collect())
+        Ok(gone
+            .iter()
+            .map(|r| resolved_elsewhere(&r.remote_id))
+            .collect())
     }
 
     /// Sends one decision.
-    async fn deliver(&self, request: &Request, decision: &Decision)
-        -> Result<Delivered, ConnectorError>;
+    async fn deliver(
+        &self,
+        request: &Request,
+        decision: &Decision,
+    ) -> Result<Delivered, ConnectorError>;
 }
 
 /// A resolution that says only "not pending any more".

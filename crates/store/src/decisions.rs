@@ -157,15 +157,18 @@ impl Store {
     }
 
     /// Atomically takes the decisions due for delivery on one account (or
-    /// just `only` when given): queued ones whose retry time has come, and
-    /// sent ones whose sender's lease ran out. Each claimed decision is
-    /// marked sent with a lease of `lease` and its attempt count bumped.
+    /// just `only` when given): queued ones whose retry time has come (any
+    /// queued one with `retry_all`, e.g. right after the platform came
+    /// back), and sent ones whose sender's lease ran out. Each claimed
+    /// decision is marked sent with a lease of `lease` and its attempt
+    /// count bumped.
     pub fn claim_due(
         &self,
         account_id: i64,
         only: Option<i64>,
         now: DateTime<Utc>,
         lease: Duration,
+        retry_all: bool,
     ) -> Result<Vec<Claimed>> {
         let ids: Vec<i64> = {
             let conn = self.conn();
@@ -175,11 +178,14 @@ impl Store {
                     SELECT d.id FROM decisions d JOIN requests r ON r.id = d.request_id
                     JOIN accounts a ON a.id = r.account_id
                     WHERE r.account_id = ?1 AND a.removed_at IS NULL AND (?4 IS NULL OR d.id = ?4) AND (
-                        (d.delivery = 'queued' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?3))
+                        (d.delivery = 'queued' AND (?5 OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?3))
                         OR (d.delivery = 'sent' AND d.lease_until < ?3)))
                  RETURNING id",
             )?;
-            let rows = stmt.query_map(params![account_id, now + lease, now, only], |r| r.get(0))?;
+            let rows = stmt.query_map(
+                params![account_id, now + lease, now, only, retry_all],
+                |r| r.get(0),
+            )?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut claimed = Vec::with_capacity(ids.len());

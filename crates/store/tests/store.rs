@@ -331,15 +331,15 @@ mod decisions {
         );
 
         let lease = Duration::minutes(2);
-        let first = store.claim_due(acc, None, t0(), lease).unwrap();
-        let second = store.claim_due(acc, None, t0(), lease).unwrap();
+        let first = store.claim_due(acc, None, t0(), lease, false).unwrap();
+        let second = store.claim_due(acc, None, t0(), lease, false).unwrap();
         assert_eq!(first.len(), 1);
         assert!(
             second.is_empty(),
             "a claimed decision must not be handed to a second sender"
         );
         let after_lease = store
-            .claim_due(acc, None, t0() + Duration::minutes(3), lease)
+            .claim_due(acc, None, t0() + Duration::minutes(3), lease, false)
             .unwrap();
         assert_eq!(
             after_lease.len(),
@@ -367,7 +367,7 @@ mod decisions {
             .request;
         let d = decide(&store, req.id, Outcome::Deny);
         store
-            .claim_due(acc, None, t0(), Duration::minutes(2))
+            .claim_due(acc, None, t0(), Duration::minutes(2), false)
             .unwrap();
         let at = t0() + Duration::seconds(30);
         store
@@ -385,16 +385,35 @@ mod decisions {
                 acc,
                 None,
                 t0() + Duration::seconds(10),
-                Duration::minutes(2)
+                Duration::minutes(2),
+                false
             )
             .unwrap()
             .is_empty());
         assert_eq!(
             store
-                .claim_due(acc, None, at, Duration::minutes(2))
+                .claim_due(acc, None, at, Duration::minutes(2), false)
                 .unwrap()
                 .len(),
             1
+        );
+        store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::Retry {
+                    error: "down".into(),
+                    at: at + Duration::hours(1),
+                },
+                at,
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .claim_due(acc, None, at, Duration::minutes(2), true)
+                .unwrap()
+                .len(),
+            1,
+            "once the platform is back, a scheduled retry goes at once"
         );
     }
 

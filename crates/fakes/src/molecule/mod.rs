@@ -76,7 +76,10 @@ impl FakeMolecule {
         if let Some((stop, task)) = self.server.lock().await.take() {
             self.shared.kick_sockets();
             let _ = stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("fake molecule server did not stop in time");
             }
         }

@@ -74,7 +74,10 @@ async fn edge(State(s): State<AppState>, req: Request, next: Next) -> Response {
     }
     if let Some(origin) = req.headers().get("origin") {
         let allowed: Vec<String> = if s.config.cors_origins.is_empty() {
-            vec!["http://localhost:3000".into(), "http://localhost:3001".into()]
+            vec![
+                "http://localhost:3000".into(),
+                "http://localhost:3001".into(),
+            ]
         } else {
             s.config.cors_origins.clone()
         };
@@ -169,11 +172,17 @@ fn workspace_auth(s: &Shared, headers: &HeaderMap, ws: &str) -> Result<(), Respo
             if ok {
                 Ok(())
             } else {
-                Err(error(StatusCode::UNAUTHORIZED, "invalid workspace auth token"))
+                Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid workspace auth token",
+                ))
             }
         }
         None if s.config.dev_mode && s.config.admin_token.is_none() => Ok(()),
-        None => Err(error(StatusCode::UNAUTHORIZED, "missing workspace auth token")),
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing workspace auth token",
+        )),
     }
 }
 
@@ -250,7 +259,10 @@ async fn create_approval(
             Json(json!({"approval_id": approval_id, "status": "pending"})),
         )
             .into_response(),
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "failed to create approval"),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failed to create approval",
+        ),
     }
 }
 
@@ -272,7 +284,13 @@ async fn decide(
     response
 }
 
-fn decide_inner(s: &Shared, ws: &str, approval_id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn decide_inner(
+    s: &Shared,
+    ws: &str,
+    approval_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     if let Err(r) = workspace_auth(s, headers, ws) {
         return r;
     }
@@ -305,7 +323,11 @@ fn decide_inner(s: &Shared, ws: &str, approval_id: &str, headers: &HeaderMap, bo
     }
 }
 
-async fn socket(State(s): State<AppState>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn socket(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if !s.config.cors_origins.is_empty() {
         let origin = headers
             .get("origin")
@@ -383,7 +405,10 @@ async fn serve_socket(s: AppState, mut socket: WebSocket, workspace: Option<Stri
 }
 
 async fn control_workspace(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
-    let name = body.get("name").and_then(Value::as_str).unwrap_or("workspace");
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("workspace");
     let parent = body.get("parent_id").and_then(Value::as_str);
     Json(json!({"id": s.add_workspace(name, parent)})).into_response()
 }
@@ -405,7 +430,12 @@ async fn control_approval(State(s): State<AppState>, Json(body): Json<Value>) ->
 
 async fn control_decide(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let ok = s.decide(&text("approval_id"), None, &text("decision"), &text("decided_by"));
+    let ok = s.decide(
+        &text("approval_id"),
+        None,
+        &text("decision"),
+        &text("decided_by"),
+    );
     Json(json!({"decided": ok})).into_response()
 }
 

@@ -241,7 +241,8 @@ impl Shared {
         } else {
             "APPROVAL_DENIED"
         };
-        let payload = json!({"approval_id": approval_id, "decision": decision, "decided_by": decided_by});
+        let payload =
+            json!({"approval_id": approval_id, "decision": decision, "decided_by": decided_by});
         if workspace.is_some() && self.faults().second_instance {
             // Another instance handled the REST call: recorded, not broadcast here.
             self.store_event(event, &ws, payload);
@@ -339,7 +340,13 @@ impl Shared {
     }
 
     pub fn recent_events(&self) -> Vec<Value> {
-        lock(&self.data).events.iter().rev().take(100).cloned().collect()
+        lock(&self.data)
+            .events
+            .iter()
+            .rev()
+            .take(100)
+            .cloned()
+            .collect()
     }
 
     /// A recorded (R) event: stored, then broadcast.

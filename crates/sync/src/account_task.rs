@@ -1,0 +1,150 @@
+//! The long-running task of one account: connect, reconcile, follow the
+//! live channel, deliver decisions, back off on failure.
+
+use crate::{Engine, SyncError};
+use countersign_connector::{Connector, ConnectorError, UpdateStream};
+use countersign_model::{Account, ConnectionState};
+use futures::StreamExt;
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+use tokio::time::{interval, sleep, MissedTickBehavior};
+
+/// Why a connected session ended.
+enum Ended {
+    Stopped,
+    /// `connected`: it got as far as a full reconcile before failing.
+    Failed {
+        err: SyncError,
+        connected: bool,
+    },
+}
+
+fn failed(err: impl Into<SyncError>) -> Ended {
+    Ended::Failed {
+        err: err.into(),
+        connected: false,
+    }
+}
+
+pub(crate) async fn run(
+    engine: Engine,
+    account: Account,
+    connector: Arc<dyn Connector>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        engine.set_health(&account, ConnectionState::Connecting, None, None);
+        let err = match session(&engine, &account, connector.as_ref(), &wake, &mut stop).await {
+            Ended::Stopped => break,
+            Ended::Failed { err, connected } => {
+                // A session that got as far as a reconcile resets the count,
+                // so a drop after hours of work reconnects at once.
+                if connected {
+                    failures = 0;
+                }
+                err
+            }
+        };
+        let wait = match &err {
+            SyncError::Connector(ConnectorError::Auth(_)) => engine.shared.options.auth_retry,
+            SyncError::Connector(ConnectorError::RateLimited { retry_after }) => *retry_after,
+            _ => engine.shared.options.backoff.delay(failures),
+        };
+        failures = failures.saturating_add(1);
+        let until = engine.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        engine.report_failure(&account, &err, Some(until));
+        tokio::select! {
+            _ = sleep(wait) => {}
+            _ = wake.notified() => failures = 0,
+            _ = stop.changed() => break,
+        }
+    }
+    engine.set_health(&account, ConnectionState::Stopped, None, None);
+}
+
+/// One connected session. Returns only on stop or failure.
+async fn session(
+    engine: &Engine,
+    account: &Account,
+    connector: &dyn Connector,
+    wake: &Notify,
+    stop: &mut watch::Receiver<bool>,
+) -> Ended {
+    // Subscribe first, then reconcile: whatever happens in between arrives
+    // on the channel, so nothing falls in the gap.
+    let mut live: Option<UpdateStream> = match connector.subscribe().await {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    if let Err(e) = engine.reconcile(account, connector).await {
+        return failed(e);
+    }
+    let lost = |err: SyncError| Ended::Failed {
+        err,
+        connected: true,
+    };
+    let state = if live.is_some() {
+        ConnectionState::Connected
+    } else {
+        ConnectionState::Polling
+    };
+    engine.set_health(account, state, None, Some(engine.now()));
+    engine.deliver_due(account, connector, None, true).await;
+
+    let mut reconcile_timer = interval(connector.reconcile_interval());
+    reconcile_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    reconcile_timer.reset();
+    let mut outbox_timer = interval(engine.shared.options.outbox_every);
+    outbox_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    outbox_timer.reset();
+
+    loop {
+        let next = async {
+            match live.as_mut() {
+                Some(s) => s.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            item = next => match item {
+                Some(Ok(update)) => match engine.apply_update(account, update) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        if let Err(e) = engine.reconcile(account, connector).await {
+                            return lost(e);
+                        }
+                    }
+                    Err(e) => tracing::error!(account = %account.name, "could not store an update: {e}"),
+                },
+                Some(Err(e)) => return lost(e.into()),
+                None => {
+                    return lost(SyncError::Connector(ConnectorError::Unavailable(
+                        "the live connection closed".into(),
+                    )))
+                }
+            },
+            _ = reconcile_timer.tick() => {
+                match engine.reconcile(account, connector).await {
+                    Ok(_) => engine.set_health(account, state, None, Some(engine.now())),
+                    // A pushed channel still works while a poll hiccups:
+                    // only a refused login or a polling-only account ends here.
+                    Err(e @ SyncError::Connector(ConnectorError::Auth(_))) => return lost(e),
+                    Err(e) if live.is_none() => return lost(e),
+                    Err(e) => tracing::warn!(account = %account.name, "reconcile failed: {e}"),
+                }
+            }
+            _ = outbox_timer.tick() => {
+                engine.deliver_due(account, connector, None, false).await;
+            }
+            _ = wake.notified() => {
+                engine.deliver_due(account, connector, None, true).await;
+            }
+            _ = stop.changed() => return Ended::Stopped,
+        }
+    }
+}
