@@ -1,1 +1,492 @@
-fn main() {}
+//! `countersign`: the approval inbox on a terminal. Same core, same data dir
+//! as the desktop app; every command is a thin call into `countersign-inbox`.
+//!
+//! Exit codes: 0 success; 1 error; 2 bad usage; 3 a decision was recorded
+//! but is queued, not yet delivered.
+
+mod print;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use countersign_inbox::{export::Format, AccountInput, DecisionInput, Inbox};
+use countersign_model::{
+    Delivery, Outcome, Platform, Secret, SecretStoreKind, Status, SystemClock,
+};
+use countersign_store::{HistoryQuery, PendingQuery};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "countersign",
+    version,
+    about = "One approval inbox for your AI agents"
+)]
+struct Cli {
+    /// Data directory (default: $COUNTERSIGN_DATA_DIR, else the OS data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log more (repeat for more detail); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Add, list or remove platform accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Reconcile every account and deliver queued decisions.
+    Sync {
+        /// One pass, then exit (non-zero if any account failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Pending requests, most urgent first.
+    Pending {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        account: Option<String>,
+        /// Full-text filter.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Everything about one request.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What agents did and reported, newest first.
+    Activity {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Approve or deny a pending request.
+    Decide {
+        id: i64,
+        decision: DecisionArg,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Decided, expired and resolved-elsewhere requests, newest first.
+    History {
+        #[arg(long)]
+        json: bool,
+        /// Full-text search over title, action, arguments, reason, agent, comment.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Every request and decision, for archiving.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Add an account.
+    Add {
+        #[arg(value_parser = parse_platform)]
+        platform: Platform,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        url: String,
+        /// Name of the environment variable holding the token.
+        #[arg(long, value_name = "VAR")]
+        secret_env: Option<String>,
+        /// The name your decisions are recorded under (default: $USER).
+        #[arg(long)]
+        reviewer: Option<String>,
+        /// Where the secret is kept.
+        #[arg(long, value_enum, default_value_t = SecretStoreArg::Keychain)]
+        secret_store: SecretStoreArg,
+        /// Molecule: Origin for the WebSocket when the server sets CORS_ORIGINS.
+        #[arg(long)]
+        ws_origin: Option<String>,
+        /// Molecule SaaS: the tenant's org id.
+        #[arg(long)]
+        org_id: Option<String>,
+    },
+    /// List accounts and their health.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account (its history stays).
+    Remove { name: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecisionArg {
+    Approve,
+    Deny,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum SecretStoreArg {
+    Keychain,
+    File,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    s.parse().map_err(|_| {
+        let names: Vec<_> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown platform `{s}`; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse().map_err(|_| {
+        let names: Vec<_> = Status::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown status `{s}`; one of: {}", names.join(", "))
+    })
+}
+
+/// A failure to report: one line on stderr, then the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", print::clean(&f.message));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    let dir = countersign_inbox::resolve_data_dir(cli.data_dir)?;
+    let inbox = Inbox::open(&dir, Arc::new(SystemClock))?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Account(cmd) => account(&inbox, cmd, &mut out).await,
+        Command::Sync { once: true } => sync_once(&inbox, &mut out).await,
+        Command::Sync { once: false } => {
+            drop(out);
+            sync_forever(&inbox).await
+        }
+        Command::Pending {
+            json,
+            account,
+            search,
+        } => {
+            let q = PendingQuery {
+                account,
+                search,
+                ..Default::default()
+            };
+            let list = inbox.pending(&q)?;
+            print::requests(&mut out, &list, json, inbox.clock().now())?;
+            Ok(0)
+        }
+        Command::Show { id, json } => {
+            let detail = inbox.detail(id)?;
+            print::detail(&mut out, &detail, json)?;
+            Ok(0)
+        }
+        Command::Activity {
+            json,
+            account,
+            limit,
+        } => {
+            let items = inbox.store().activity(account.as_deref(), limit)?;
+            print::activity(&mut out, &items, json)?;
+            Ok(0)
+        }
+        Command::Decide {
+            id,
+            decision,
+            comment,
+        } => decide(&inbox, id, decision, comment, &mut out).await,
+        Command::History {
+            json,
+            search,
+            status,
+            account,
+            agent,
+            limit,
+        } => {
+            let q = HistoryQuery {
+                statuses: status.into_iter().collect(),
+                account,
+                agent,
+                search,
+                limit,
+                ..Default::default()
+            };
+            let list = inbox.history(&q)?;
+            print::requests(&mut out, &list, json, inbox.clock().now())?;
+            Ok(0)
+        }
+        Command::Export { format, output } => {
+            let format = match format {
+                ExportFormat::Jsonl => Format::Jsonl,
+                ExportFormat::Csv => Format::Csv,
+            };
+            let count = match output {
+                Some(path) => {
+                    let mut file = std::fs::File::create(&path)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    inbox.export(format, &mut file)?
+                }
+                None => inbox.export(format, &mut out)?,
+            };
+            eprintln!("exported {count} requests");
+            Ok(0)
+        }
+    }
+}
+
+async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Result<u8, Failure> {
+    match cmd {
+        AccountCommand::Add {
+            platform,
+            name,
+            url,
+            secret_env,
+            reviewer,
+            secret_store,
+            ws_origin,
+            org_id,
+        } => {
+            let secret = match secret_env {
+                Some(var) => match std::env::var(&var) {
+                    Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+                    _ => {
+                        return Err(
+                            format!("the environment variable {var} is not set or empty").into(),
+                        )
+                    }
+                },
+                None => None,
+            };
+            let mut settings = serde_json::Map::new();
+            if let Some(o) = ws_origin {
+                settings.insert("ws_origin".into(), o.into());
+            }
+            if let Some(o) = org_id {
+                settings.insert("org_id".into(), o.into());
+            }
+            let store = match secret_store {
+                SecretStoreArg::Keychain => SecretStoreKind::Keychain,
+                SecretStoreArg::File => SecretStoreKind::File,
+            };
+            let account = inbox
+                .add_account(AccountInput {
+                    name,
+                    platform,
+                    base_url: url,
+                    reviewer,
+                    secret: secret.clone(),
+                    secret_store: store,
+                    settings: settings.into(),
+                })
+                .await?;
+            if secret.is_some() && store == SecretStoreKind::File {
+                eprintln!(
+                    "warning: the secret is kept unencrypted in {} (readable only by you)",
+                    inbox.data_dir().join("secrets.json").display()
+                );
+            }
+            writeln!(
+                out,
+                "added {} account `{}` ({})",
+                account.platform,
+                print::clean(&account.name),
+                account.base_url
+            )?;
+            Ok(0)
+        }
+        AccountCommand::List { json } => {
+            print::accounts(out, &inbox.accounts()?, json)?;
+            Ok(0)
+        }
+        AccountCommand::Remove { name } => {
+            let account = inbox.remove_account(&name).await?;
+            writeln!(
+                out,
+                "removed account `{}`; its history is kept",
+                print::clean(&account.name)
+            )?;
+            Ok(0)
+        }
+    }
+}
+
+async fn sync_once(inbox: &Inbox, out: &mut impl Write) -> Result<u8, Failure> {
+    let reports = inbox.sync_once().await?;
+    let mut failed = 0;
+    for r in &reports {
+        match &r.result {
+            Ok(rec) => writeln!(
+                out,
+                "{}: {} pending ({} new), {} resolved, {} decisions delivered",
+                print::clean(&r.account),
+                rec.pending,
+                rec.new,
+                rec.resolved,
+                r.delivered
+                    .iter()
+                    .filter(|d| d.delivery == Delivery::Confirmed)
+                    .count()
+            )?,
+            Err(e) => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "{}: failed: {}",
+                    print::clean(&r.account),
+                    print::clean(&e.to_string())
+                )?;
+            }
+        }
+    }
+    if reports.is_empty() {
+        writeln!(out, "no accounts; add one with `countersign account add`")?;
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+async fn sync_forever(inbox: &Inbox) -> Result<u8, Failure> {
+    let mut events = inbox.engine().events();
+    let running = inbox.run().await?;
+    let clock = inbox.clock().clone();
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let mut out = std::io::stdout().lock();
+                    print::event(&mut out, &event, clock.now())?;
+                    out.flush()?;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("({n} events not shown; `countersign pending` has them all)");
+                }
+                Err(_) => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    running.stop().await;
+    Ok(0)
+}
+
+async fn decide(
+    inbox: &Inbox,
+    id: i64,
+    decision: DecisionArg,
+    comment: Option<String>,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let outcome = match decision {
+        DecisionArg::Approve => Outcome::Approve,
+        DecisionArg::Deny => Outcome::Deny,
+    };
+    let d = inbox
+        .decide(DecisionInput {
+            request_id: id,
+            outcome,
+            comment,
+            edited_arguments: None,
+            response: None,
+        })
+        .await?;
+    let request = inbox.detail(id)?.request;
+    let verb = if outcome == Outcome::Deny {
+        "denied"
+    } else {
+        "approved"
+    };
+    match d.delivery {
+        Delivery::Confirmed => {
+            writeln!(
+                out,
+                "{verb} request {id} on {}: delivered",
+                print::clean(&request.account)
+            )?;
+            Ok(0)
+        }
+        Delivery::Queued | Delivery::Sent => {
+            writeln!(
+                out,
+                "{verb} request {id}: queued, not delivered yet ({}); `countersign sync` delivers it once {} answers",
+                print::clean(d.error.as_deref().unwrap_or("in progress")),
+                print::clean(&request.account)
+            )?;
+            Ok(3)
+        }
+        Delivery::Failed => Err(Failure {
+            message: format!(
+                "request {id} was not {verb}: {} (now {})",
+                d.error.as_deref().unwrap_or("refused"),
+                request.status.as_str().replace('_', " ")
+            ),
+            code: 1,
+        }),
+    }
+}

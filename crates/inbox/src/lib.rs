@@ -1,1 +1,242 @@
-//! placeholder
+//! The one front door to Countersign's core, shared by the `countersign` CLI
+//! and the desktop app: opens a data dir, manages accounts and their secrets,
+//! builds each account's connector, runs the sync engine, and records and
+//! delivers decisions.
+//!
+//! Everything a user can do goes through [`Inbox`], so the CLI and the app
+//! behave the same and can run at once on the same data dir.
+
+mod accounts;
+mod deciding;
+pub mod export;
+mod view;
+
+pub use accounts::AccountInput;
+pub use countersign_sync::{Engine, OnceReport, SyncEvent};
+pub use deciding::DecisionInput;
+pub use view::{AccountView, RequestDetail, RequestView};
+
+use countersign_connector::Connector;
+use countersign_model::{Account, Clock, Platform};
+use countersign_secrets::{SecretError, Secrets};
+use countersign_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Environment variable naming the data dir.
+pub const DATA_DIR_ENV: &str = "COUNTERSIGN_DATA_DIR";
+const DB_FILE: &str = "countersign.sqlite3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} accounts are not supported yet")]
+    Unsupported(Platform),
+    #[error("the account `{0}` has no stored secret; add it again with its credentials")]
+    MissingSecret(String),
+    #[error("could not use the data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = InboxError> = std::result::Result<T, E>;
+
+/// Picks the data dir: explicit, else `COUNTERSIGN_DATA_DIR`, else the
+/// OS's standard per-user data dir.
+pub fn resolve_data_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir);
+    }
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("dev", "Countersign", "Countersign")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| {
+            InboxError::Invalid("no home directory to keep data in; pass --data-dir".into())
+        })
+}
+
+/// An open data dir.
+pub struct Inbox {
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    secrets: Secrets,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    engine: Engine,
+}
+
+impl Inbox {
+    /// Opens (creating if needed) the data dir and its database.
+    pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|source| InboxError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&data_dir.join(DB_FILE))?);
+        let engine = Engine::new(store.clone(), clock.clone(), Default::default());
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            store,
+            secrets: Secrets::new(data_dir),
+            clock,
+            http: countersign_connector::http::client(),
+            engine,
+        })
+    }
+
+    /// Like [`Inbox::open`], with engine tunables (tests use short delays).
+    pub fn open_with(
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        options: countersign_sync::Options,
+    ) -> Result<Self> {
+        let mut inbox = Self::open(data_dir, clock)?;
+        inbox.engine = Engine::new(inbox.store.clone(), inbox.clock.clone(), options);
+        Ok(inbox)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// One reconcile and outbox pass over every account, concurrently. An
+    /// account whose connector cannot be built is reported, not skipped.
+    pub async fn sync_once(&self) -> Result<Vec<OnceReport>> {
+        let mut ready = Vec::new();
+        let mut broken = Vec::new();
+        for account in self.store.accounts()? {
+            match self.connector_for(&account).await {
+                Ok(c) => ready.push((account, c)),
+                Err(e) => broken.push(OnceReport {
+                    account: account.name.clone(),
+                    result: Err(countersign_sync::SyncError::Connector(
+                        countersign_connector::ConnectorError::Auth(e.to_string()),
+                    )),
+                    delivered: Vec::new(),
+                }),
+            }
+        }
+        let mut reports = self.engine.sync_once(ready).await;
+        reports.extend(broken);
+        reports.sort_by(|a, b| a.account.cmp(&b.account));
+        Ok(reports)
+    }
+
+    /// Starts a task per account; they run until [`Running::stop`].
+    pub async fn run(&self) -> Result<Running> {
+        let mut running = Running::default();
+        for account in self.store.accounts()? {
+            self.start_account(&mut running, account).await;
+        }
+        Ok(running)
+    }
+
+    /// Starts (or restarts) one account's task.
+    pub async fn start_account(&self, running: &mut Running, account: Account) {
+        if let Some(old) = running.handles.remove(&account.id) {
+            old.stop().await;
+        }
+        match self.connector_for(&account).await {
+            Ok(connector) => {
+                let handle = self.engine.spawn(account.clone(), connector);
+                running.handles.insert(account.id, handle);
+            }
+            Err(e) => tracing::warn!(account = %account.name, "cannot start: {e}"),
+        }
+    }
+}
+
+/// The running account tasks.
+#[derive(Default)]
+pub struct Running {
+    handles: HashMap<i64, countersign_sync::AccountHandle>,
+}
+
+impl Running {
+    /// Asks one account to retry now (skipping backoff or an auth wait).
+    pub fn retry(&self, account_id: i64) -> bool {
+        self.handles
+            .get(&account_id)
+            .map(|h| h.retry_now())
+            .is_some()
+    }
+
+    /// Nudges every account to deliver due decisions now.
+    pub fn wake_all(&self) {
+        self.handles.values().for_each(|h| h.retry_now());
+    }
+
+    pub async fn stop_account(&mut self, account_id: i64) {
+        if let Some(h) = self.handles.remove(&account_id) {
+            h.stop().await;
+        }
+    }
+
+    pub async fn stop(self) {
+        for h in self.handles.into_values() {
+            h.stop().await;
+        }
+    }
+}
+
+impl Inbox {
+    /// Builds the connector for an account, reading its secret.
+    pub async fn connector_for(&self, account: &Account) -> Result<Arc<dyn Connector>> {
+        let secret = {
+            let secrets = self.secrets.clone();
+            let (kind, reference) = (account.secret_store, account.secret_ref.clone());
+            tokio::task::spawn_blocking(move || secrets.get(kind, &reference))
+                .await
+                .map_err(|e| InboxError::Invalid(format!("secret lookup failed: {e}")))??
+        };
+        match account.platform {
+            Platform::Molecule => {
+                let settings: countersign_molecule::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                if secret.is_none()
+                    && account.secret_store != countersign_model::SecretStoreKind::None
+                {
+                    return Err(InboxError::MissingSecret(account.name.clone()));
+                }
+                Ok(Arc::new(countersign_molecule::Molecule::new(
+                    countersign_molecule::MoleculeConfig {
+                        base_url: account.base_url.clone(),
+                        token: secret,
+                        reviewer: account.reviewer.clone(),
+                        settings,
+                        http: self.http.clone(),
+                        clock: self.clock.clone(),
+                    },
+                )))
+            }
+            other => Err(InboxError::Unsupported(other)),
+        }
+    }
+}

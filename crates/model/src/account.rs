@@ -111,6 +111,13 @@ impl AccountHealth {
                 format!("backing off until {}", until.format("%H:%M:%S UTC"))
             }
             (ConnectionState::AuthFailed, _) => "auth failed".to_owned(),
+            (ConnectionState::Stopped, _) => match self.last_sync_at {
+                Some(at) => format!(
+                    "not running; last synced {}",
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                None => "not running".to_owned(),
+            },
             (state, _) => state.as_str().replace('_', " "),
         };
         if let Some(err) = &self.last_error {

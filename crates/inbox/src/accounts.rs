@@ -1,0 +1,193 @@
+//! Adding, listing and removing accounts, with their secrets kept in the
+//! chosen secret store and never in the database.
+
+use crate::{AccountView, Inbox, InboxError, Result};
+use countersign_model::{Account, NewAccount, Platform, Secret, SecretStoreKind};
+use serde_json::Value;
+
+/// An account as the user describes it.
+#[derive(Debug, Clone)]
+pub struct AccountInput {
+    pub name: String,
+    pub platform: Platform,
+    pub base_url: String,
+    /// The name decisions are made under; defaults to the OS user name.
+    pub reviewer: Option<String>,
+    pub secret: Option<Secret>,
+    /// Where the secret goes; ignored without a secret.
+    pub secret_store: SecretStoreKind,
+    pub settings: Value,
+}
+
+fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(InboxError::Invalid(
+            "an account name is 1 to 64 printable characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Checks the URL and returns it without a trailing slash.
+fn validate_url(raw: &str) -> Result<String> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| InboxError::Invalid(format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InboxError::Invalid(format!(
+            "the URL must start with http:// or https://, not {}://",
+            url.scheme()
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InboxError::Invalid(
+            "credentials do not belong in the URL; pass them with --secret-env".into(),
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
+    match platform {
+        Platform::Molecule => {
+            serde_json::from_value::<countersign_molecule::Settings>(settings.clone())
+                .map(drop)
+                .map_err(|e| InboxError::Invalid(format!("bad Molecule settings: {e}")))
+        }
+        other => Err(InboxError::Unsupported(other)),
+    }
+}
+
+fn default_reviewer() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "countersign".into())
+}
+
+impl Inbox {
+    /// Adds an account: the secret goes to its store first, then the
+    /// account row; if the row cannot be written the secret is removed.
+    pub async fn add_account(&self, input: AccountInput) -> Result<Account> {
+        let name = validate_name(&input.name)?;
+        let base_url = validate_url(&input.base_url)?;
+        validate_settings(input.platform, &input.settings)?;
+        let reviewer = input
+            .reviewer
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(default_reviewer);
+        let store_kind = match &input.secret {
+            Some(_) => input.secret_store,
+            None => SecretStoreKind::None,
+        };
+        if let Some(secret) = &input.secret {
+            if secret.expose().is_empty() {
+                return Err(InboxError::Invalid("the secret is empty".into()));
+            }
+        }
+        if self.store.account_by_name(&name).is_ok() {
+            return Err(InboxError::Invalid(format!(
+                "an account named `{name}` already exists"
+            )));
+        }
+        let reference = uuid::Uuid::new_v4().to_string();
+        if let Some(secret) = input.secret.clone() {
+            let r = reference.clone();
+            self.blocking_secret(move |s| s.put(store_kind, &r, &secret))
+                .await?;
+        }
+        let new = NewAccount {
+            name,
+            platform: input.platform,
+            base_url,
+            reviewer,
+            secret_store: store_kind,
+            settings: input.settings,
+        };
+        match self.store.add_account(&new, &reference, self.clock.now()) {
+            Ok(account) => Ok(account),
+            Err(e) => {
+                let r = reference.clone();
+                let _ = self
+                    .blocking_secret(move |s| s.delete(store_kind, &r))
+                    .await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Removes an account and its secret. Its history stays.
+    pub async fn remove_account(&self, name: &str) -> Result<Account> {
+        let account = self.store.remove_account(name, self.clock.now())?;
+        let (kind, reference) = (account.secret_store, account.secret_ref.clone());
+        if let Err(e) = self
+            .blocking_secret(move |s| s.delete(kind, &reference))
+            .await
+        {
+            tracing::warn!(account = %account.name, "could not delete the account's secret: {e}");
+        }
+        Ok(account)
+    }
+
+    /// Accounts with their last known health and pending count.
+    pub fn accounts(&self) -> Result<Vec<AccountView>> {
+        let pending = self.store.pending(&Default::default())?;
+        self.store
+            .accounts()?
+            .into_iter()
+            .map(|account| {
+                let health = self.store.health(account.id)?;
+                let count = pending
+                    .iter()
+                    .filter(|r| r.account_id == account.id)
+                    .count();
+                Ok(AccountView::new(account, health, count))
+            })
+            .collect()
+    }
+
+    async fn blocking_secret<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&countersign_secrets::Secrets) -> Result<T, countersign_secrets::SecretError>
+            + Send
+            + 'static,
+    ) -> Result<T> {
+        let secrets = self.secrets.clone();
+        tokio::task::spawn_blocking(move || f(&secrets))
+            .await
+            .map_err(|e| InboxError::Invalid(format!("secret store task failed: {e}")))?
+            .map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_never_carry_credentials() {
+        assert_eq!(
+            validate_url("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(validate_url("ftp://x").is_err());
+        assert!(validate_url("not a url").is_err());
+        assert!(
+            validate_url("https://admin:hunter2@molecule.example").is_err(),
+            "a password in the URL would end up in the database"
+        );
+    }
+
+    #[test]
+    fn names_are_printable_and_bounded() {
+        assert!(validate_name(" prod ").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(
+            validate_name("a\u{1b}[31m").is_err(),
+            "escape codes would garble terminals"
+        );
+        assert!(validate_name(&"x".repeat(65)).is_err());
+    }
+}

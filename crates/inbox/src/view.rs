@@ -1,0 +1,120 @@
+//! The shapes the CLI prints as JSON (and the desktop app sends over IPC):
+//! stable field names, no raw payloads in lists, never a secret.
+
+use chrono::{DateTime, Utc};
+use countersign_model::{
+    Account, AccountHealth, AllowedDecision, ConnectionState, Decision, Delivery, Kind, Platform,
+    Request, Status,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One request in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    pub id: i64,
+    pub account: String,
+    pub platform: Platform,
+    pub remote_id: String,
+    pub kind: Kind,
+    pub title: String,
+    pub action: String,
+    pub agent: Option<String>,
+    pub description: Option<String>,
+    pub tier: Option<String>,
+    pub status: Status,
+    /// For requests resolved outside Countersign: the platform's outcome.
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub allowed_decisions: Vec<AllowedDecision>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    pub arguments: Value,
+    /// Delivery state of this user's latest decision, if any.
+    pub delivery: Option<Delivery>,
+    pub delivery_error: Option<String>,
+}
+
+impl RequestView {
+    pub fn new(r: &Request, latest: Option<&Decision>) -> Self {
+        Self {
+            id: r.id,
+            account: r.account.clone(),
+            platform: r.platform,
+            remote_id: r.remote_id.clone(),
+            kind: r.kind,
+            title: r.title.clone(),
+            action: r.action.clone(),
+            agent: r.agent.clone(),
+            description: r.description.clone(),
+            tier: r.tier.clone(),
+            status: r.status,
+            outcome: r.outcome.clone(),
+            created_at: r.created_at,
+            deadline: r.deadline,
+            allowed_decisions: r.allowed_decisions.clone(),
+            decided_by: r.decided_by.clone(),
+            decided_at: r.decided_at,
+            comment: r.comment.clone(),
+            arguments: r.arguments.clone(),
+            delivery: latest.map(|d| d.delivery),
+            delivery_error: latest.and_then(|d| d.error.clone()),
+        }
+    }
+}
+
+/// Everything about one request: the list fields, the platform's raw
+/// payload exactly as received, and every decision made on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestDetail {
+    #[serde(flatten)]
+    pub request: RequestView,
+    pub link: Option<String>,
+    pub raw: Value,
+    pub first_seen_at: DateTime<Utc>,
+    pub decisions: Vec<Decision>,
+}
+
+/// An account with its health; never its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub id: i64,
+    pub name: String,
+    pub platform: Platform,
+    pub url: String,
+    pub reviewer: String,
+    pub secret_store: countersign_model::SecretStoreKind,
+    pub settings: Value,
+    pub state: Option<ConnectionState>,
+    /// One human line: "connected", "auth failed: …", "backing off until …".
+    pub health: String,
+    pub last_error: Option<String>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub backoff_until: Option<DateTime<Utc>>,
+    pub pending: usize,
+}
+
+impl AccountView {
+    pub fn new(account: Account, health: Option<AccountHealth>, pending: usize) -> Self {
+        Self {
+            id: account.id,
+            name: account.name,
+            platform: account.platform,
+            url: account.base_url,
+            reviewer: account.reviewer,
+            secret_store: account.secret_store,
+            settings: account.settings,
+            state: health.as_ref().map(|h| h.state),
+            health: health
+                .as_ref()
+                .map(AccountHealth::summary)
+                .unwrap_or_else(|| "never synced".into()),
+            last_error: health.as_ref().and_then(|h| h.last_error.clone()),
+            last_sync_at: health.as_ref().and_then(|h| h.last_sync_at),
+            backoff_until: health.as_ref().and_then(|h| h.backoff_until),
+            pending,
+        }
+    }
+}
