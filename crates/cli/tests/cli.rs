@@ -1,0 +1,476 @@
+//! The `countersign` binary against a fake Molecule AI server, as a reviewer
+//! on a terminal (or a script) uses it. Every test has its own temp data dir
+//! and its own fake on 127.0.0.1:0.
+
+use countersign_fakes::molecule::{Config, FakeMolecule};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const TOKEN: &str = "s3cret-admin-token";
+
+fn countersign(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_countersign"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .env_remove("COUNTERSIGN_DATA_DIR")
+        .env_remove("RUST_LOG")
+        // No keychain in tests: make that deterministic, whatever the host runs.
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("MOLECULE_TOKEN", TOKEN)
+        .env("BAD_TOKEN", "wrong-token")
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn run(dir: &Path, args: &[&str]) -> Output {
+    countersign(dir)
+        .args(args)
+        .output()
+        .await
+        .expect("countersign runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn add_account(dir: &Path, name: &str, url: &str, token_var: &str) {
+    let o = run(
+        dir,
+        &[
+            "account",
+            "add",
+            "molecule",
+            "--name",
+            name,
+            "--url",
+            url,
+            "--secret-env",
+            token_var,
+            "--secret-store",
+            "file",
+            "--reviewer",
+            "dana@countersign",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "account add failed: {}", stderr(&o));
+}
+
+async fn pending_json(dir: &Path) -> Vec<Value> {
+    let o = run(dir, &["pending", "--json"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("pending --json prints one JSON array")
+}
+
+async fn setup() -> (tempfile::TempDir, FakeMolecule, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    add_account(dir.path(), "prod", &fake.url(), "MOLECULE_TOKEN").await;
+    (dir, fake, ws)
+}
+
+#[tokio::test]
+async fn a_request_created_on_the_server_shows_after_sync_once_and_approving_reaches_it() {
+    let (dir, fake, ws) = setup().await;
+    let approval = fake.create_approval(&ws, "push tag v2.4.0", "CI green on main");
+
+    let o = run(dir.path(), &["sync", "--once"]).await;
+    assert!(o.status.success(), "sync --once failed: {}", stderr(&o));
+    let pending = pending_json(dir.path()).await;
+    assert_eq!(
+        pending.len(),
+        1,
+        "the one request on the server is pending locally"
+    );
+    let r = &pending[0];
+    for field in [
+        "id",
+        "account",
+        "platform",
+        "remote_id",
+        "kind",
+        "title",
+        "action",
+        "agent",
+        "status",
+        "created_at",
+        "deadline",
+        "allowed_decisions",
+        "decided_by",
+        "decided_at",
+        "comment",
+    ] {
+        assert!(
+            r.get(field).is_some(),
+            "pending --json objects carry `{field}`: {r}"
+        );
+    }
+    assert_eq!(r["remote_id"], approval.as_str());
+    assert_eq!(
+        r["agent"], "Release Manager",
+        "the workspace name is the agent"
+    );
+    assert_eq!(r["description"], "CI green on main");
+
+    let id = r["id"].to_string();
+    let o = run(
+        dir.path(),
+        &["decide", &id, "approve", "--comment", "ship it"],
+    )
+    .await;
+    assert!(
+        o.status.success(),
+        "decide failed: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let received = fake.received_decisions();
+    assert_eq!(received.len(), 1, "one decide call reaches the platform");
+    assert_eq!(
+        received[0].workspace_id, ws,
+        "decided with the approval's own workspace"
+    );
+    assert_eq!(received[0].approval_id, approval);
+    assert_eq!(
+        received[0].body,
+        serde_json::json!({"decision": "approved", "decided_by": "dana@countersign"}),
+        "the body is exactly what Molecule accepts, with the reviewer's name"
+    );
+    assert_eq!(fake.approval(&approval).unwrap().status, "approved");
+
+    assert!(
+        pending_json(dir.path()).await.is_empty(),
+        "a decided request leaves the inbox"
+    );
+    let o = run(dir.path(), &["history", "--json", "--search", "ship"]).await;
+    let history: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(history.len(), 1, "the comment is searchable in history");
+    assert_eq!(history[0]["status"], "approved");
+    assert_eq!(history[0]["delivery"], "confirmed");
+    assert_eq!(history[0]["decided_by"], "dana@countersign");
+}
+
+/// Reads lines until one contains `needle`.
+async fn wait_for(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    needle: &str,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("sync exited before printing {needle:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("sync never printed {needle:?}"))
+}
+
+#[tokio::test]
+async fn a_running_sync_shows_a_new_request_within_a_second() {
+    let (dir, fake, ws) = setup().await;
+    let mut child = countersign(dir.path())
+        .arg("sync")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "prod: connected").await;
+
+    let created = Instant::now();
+    fake.create_approval(&ws, "drop table invoices", "cleanup");
+    let line = wait_for(&mut lines, "+ ").await;
+    let latency = created.elapsed();
+    assert!(
+        line.contains("drop table invoices"),
+        "the printed line names the action: {line}"
+    );
+    assert!(
+        latency < Duration::from_secs(1),
+        "pushed requests must show within a second, took {latency:?}"
+    );
+    assert_eq!(
+        pending_json(dir.path()).await.len(),
+        1,
+        "and it is in the store"
+    );
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_decision_made_while_the_platform_is_down_is_queued_and_delivered_exactly_once() {
+    let (dir, fake, ws) = setup().await;
+    let approval = fake.create_approval(&ws, "rotate prod db creds", "quarterly");
+    assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+    let id = pending_json(dir.path()).await[0]["id"].to_string();
+
+    fake.stop().await;
+    let o = run(
+        dir.path(),
+        &["decide", &id, "deny", "--comment", "not on a Friday"],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "exit 3 tells a script the decision is queued, not delivered: {} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("queued"),
+        "the user is told: {}",
+        stdout(&o)
+    );
+    assert!(
+        pending_json(dir.path()).await.is_empty(),
+        "a queued decision already left the inbox"
+    );
+    let o = run(dir.path(), &["sync", "--once"]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "sync --once fails while the platform is down"
+    );
+
+    fake.restart().await.unwrap();
+    let o = run(dir.path(), &["sync", "--once"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+    let received = fake.received_decisions();
+    assert_eq!(received.len(), 1, "delivered exactly once: {received:?}");
+    assert_eq!(received[0].body["decision"], "denied");
+    assert_eq!(fake.approval(&approval).unwrap().status, "denied");
+    let shown: Value =
+        serde_json::from_slice(&run(dir.path(), &["show", &id, "--json"]).await.stdout).unwrap();
+    assert_eq!(shown["delivery"], "confirmed");
+    assert_eq!(
+        shown["comment"], "not on a Friday",
+        "the comment is kept locally"
+    );
+}
+
+#[tokio::test]
+async fn one_account_with_a_bad_token_does_not_stop_the_other() {
+    let (dir, fake, ws) = setup().await;
+    add_account(dir.path(), "broken", &fake.url(), "BAD_TOKEN").await;
+    fake.create_approval(&ws, "deploy", "");
+
+    let o = run(dir.path(), &["sync", "--once"]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed account makes sync --once fail"
+    );
+    assert!(
+        stdout(&o).contains("broken: failed: authentication failed"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        pending_json(dir.path()).await.len(),
+        1,
+        "the good account still synced"
+    );
+
+    let o = run(dir.path(), &["account", "list", "--json"]).await;
+    let accounts: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let broken = accounts.iter().find(|a| a["name"] == "broken").unwrap();
+    assert_eq!(broken["state"], "auth_failed");
+    assert!(
+        broken["health"]
+            .as_str()
+            .unwrap()
+            .contains("invalid admin auth token"),
+        "the platform's reason is shown: {broken}"
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_database_or_any_output() {
+    let (dir, fake, ws) = setup().await;
+    fake.create_approval(&ws, "deploy", "");
+    let mut everything = String::new();
+    for args in [
+        &["sync", "--once"][..],
+        &["account", "list", "--json"],
+        &["account", "list"],
+        &["pending", "--json"],
+        &["-vv", "show", "1", "--json"],
+        &["export", "--format", "jsonl"],
+    ] {
+        let o = run(dir.path(), args).await;
+        everything.push_str(&stdout(&o));
+        everything.push_str(&stderr(&o));
+    }
+    assert!(!everything.contains(TOKEN), "the token appeared in output");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("countersign.sqlite3")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_a_keychain_account_add_fails_clearly_unless_file_is_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "account",
+            "add",
+            "molecule",
+            "--name",
+            "p",
+            "--url",
+            "http://127.0.0.1:9",
+            "--secret-env",
+            "MOLECULE_TOKEN",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no OS keychain") && err.contains("--secret-store file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    let o = run(dir.path(), &["account", "list", "--json"]).await;
+    assert_eq!(
+        stdout(&o).trim(),
+        "[]",
+        "a failed add leaves no account behind"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_one_line_on_stderr_and_a_non_zero_exit() {
+    let (dir, _fake, _ws) = setup().await;
+    for (args, code) in [
+        (&["show", "999"][..], 1),
+        (&["decide", "999", "approve"], 1),
+        (&["decide", "abc", "approve"], 2),
+        (&["decide", "1", "maybe"], 2),
+        (
+            &["account", "add", "nope", "--name", "x", "--url", "http://x"],
+            2,
+        ),
+        (
+            &[
+                "account", "add", "molecule", "--name", "x", "--url", "ftp://x",
+            ],
+            1,
+        ),
+        (
+            &[
+                "account",
+                "add",
+                "molecule",
+                "--name",
+                "x",
+                "--url",
+                "http://u:p@x",
+            ],
+            1,
+        ),
+        (
+            &[
+                "account",
+                "add",
+                "molecule",
+                "--name",
+                "y",
+                "--url",
+                "http://x",
+                "--secret-env",
+                "UNSET_VAR_X",
+            ],
+            1,
+        ),
+        (&["account", "remove", "ghost"], 1),
+        (&["history", "--status", "weird"], 2),
+    ] {
+        let o = run(dir.path(), args).await;
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?} panicked");
+        if code == 1 {
+            assert_eq!(
+                stderr(&o).trim().lines().count(),
+                1,
+                "{args:?}: {}",
+                stderr(&o)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn export_writes_every_request_and_decision() {
+    let (dir, fake, ws) = setup().await;
+    fake.create_approval(&ws, "a, \"quoted\" action", "x");
+    fake.create_approval(&ws, "second", "y");
+    run(dir.path(), &["sync", "--once"]).await;
+    run(dir.path(), &["decide", "1", "approve"]).await;
+
+    let o = run(dir.path(), &["export", "--format", "jsonl"]).await;
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per request");
+    let decided = lines.iter().find(|l| l["status"] == "approved").unwrap();
+    assert_eq!(
+        decided["decisions"].as_array().unwrap().len(),
+        1,
+        "with its decisions"
+    );
+    assert!(
+        decided["raw"].is_object(),
+        "and the raw payload as received"
+    );
+
+    let out = dir.path().join("all.csv");
+    let o = run(
+        dir.path(),
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(o.status.success());
+    let csv = std::fs::read_to_string(out).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and two rows: {csv}");
+    assert!(
+        csv.contains("\"a, \"\"quoted\"\" action\""),
+        "fields are CSV-quoted: {csv}"
+    );
+}
