@@ -544,3 +544,23 @@ mod activity {
         assert!(store.activity(Some("prod"), 10).unwrap()[0].read);
     }
 }
+
+mod search_fuzz {
+    use super::*;
+    use countersign_store::{HistoryQuery, PendingQuery};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn any_search_text_is_a_query_not_an_error(text in ".*") {
+            let store = Store::open_in_memory().unwrap();
+            let acc = account(&store, "prod");
+            store.upsert_request(acc, &observed("a", "x", json!({"q": text.clone()})), t0()).unwrap();
+            let pending = store.pending(&PendingQuery { search: Some(text.clone()), ..Default::default() });
+            prop_assert!(pending.is_ok(), "pending search failed: {:?}", pending.err());
+            let history = store.history(&HistoryQuery { search: Some(text), ..Default::default() });
+            prop_assert!(history.is_ok(), "history search failed: {:?}", history.err());
+        }
+    }
+}

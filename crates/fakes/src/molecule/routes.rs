@@ -140,46 +140,39 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }
 
-/// AdminAuth, checks in the real order.
-fn admin_auth(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// AdminAuth, checks in the real order. `Some` is the refusal to send.
+fn admin_auth(s: &Shared, headers: &HeaderMap) -> Option<Response> {
     let admin = s.config.admin_token.as_deref();
     if !s.any_workspace_token() && admin.is_none() {
-        return Ok(()); // fresh-install fail-open
+        return None; // fresh-install fail-open
     }
     if s.config.dev_mode && admin.is_none() {
-        return Ok(());
+        return None;
     }
     let Some(token) = bearer(headers) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "admin auth required"));
+        return Some(error(StatusCode::UNAUTHORIZED, "admin auth required"));
     };
     if s.config.org_tokens.contains(&token) {
-        return Ok(());
+        return None;
     }
     match admin {
-        Some(admin) if admin == token => Ok(()),
-        None if s.config.workspace_tokens.values().any(|t| *t == token) => Ok(()),
-        _ => Err(error(StatusCode::UNAUTHORIZED, "invalid admin auth token")),
+        Some(admin) if admin == token => None,
+        None if s.config.workspace_tokens.values().any(|t| *t == token) => None,
+        _ => Some(error(StatusCode::UNAUTHORIZED, "invalid admin auth token")),
     }
 }
 
-/// WorkspaceAuth for `/workspaces/:id/*`.
-fn workspace_auth(s: &Shared, headers: &HeaderMap, ws: &str) -> Result<(), Response> {
+/// WorkspaceAuth for `/workspaces/:id/*`. `Some` is the refusal to send.
+fn workspace_auth(s: &Shared, headers: &HeaderMap, ws: &str) -> Option<Response> {
     match bearer(headers) {
         Some(token) => {
             let ok = s.config.admin_token.as_deref() == Some(token.as_str())
                 || s.config.org_tokens.contains(&token)
                 || s.config.workspace_tokens.get(ws) == Some(&token);
-            if ok {
-                Ok(())
-            } else {
-                Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid workspace auth token",
-                ))
-            }
+            (!ok).then(|| error(StatusCode::UNAUTHORIZED, "invalid workspace auth token"))
         }
-        None if s.config.dev_mode && s.config.admin_token.is_none() => Ok(()),
-        None => Err(error(
+        None if s.config.dev_mode && s.config.admin_token.is_none() => None,
+        None => Some(error(
             StatusCode::UNAUTHORIZED,
             "missing workspace auth token",
         )),
@@ -191,7 +184,7 @@ fn is_uuid(s: &str) -> bool {
 }
 
 async fn list_pending(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = admin_auth(&s, &headers) {
+    if let Some(r) = admin_auth(&s, &headers) {
         return r;
     }
     s.expire();
@@ -199,7 +192,7 @@ async fn list_pending(State(s): State<AppState>, headers: HeaderMap) -> Response
 }
 
 async fn list_workspaces(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = admin_auth(&s, &headers) {
+    if let Some(r) = admin_auth(&s, &headers) {
         return r;
     }
     Json(s.workspaces()).into_response()
@@ -216,7 +209,7 @@ async fn get_workspace(State(s): State<AppState>, Path(id): Path<String>) -> Res
 }
 
 async fn list_events(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = admin_auth(&s, &headers) {
+    if let Some(r) = admin_auth(&s, &headers) {
         return r;
     }
     Json(s.recent_events()).into_response()
@@ -227,7 +220,7 @@ async fn workspace_history(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = workspace_auth(&s, &headers, &id) {
+    if let Some(r) = workspace_auth(&s, &headers, &id) {
         return r;
     }
     if !is_uuid(&id) {
@@ -242,7 +235,7 @@ async fn create_approval(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = workspace_auth(&s, &headers, &id) {
+    if let Some(r) = workspace_auth(&s, &headers, &id) {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -291,7 +284,7 @@ fn decide_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    if let Err(r) = workspace_auth(s, headers, ws) {
+    if let Some(r) = workspace_auth(s, headers, ws) {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(body) else {

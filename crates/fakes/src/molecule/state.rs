@@ -283,7 +283,7 @@ impl Shared {
             .iter()
             .filter(|a| a.status == "pending")
             .collect();
-        rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        rows.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         rows.into_iter()
             .take(50)
             .map(|a| {
@@ -309,7 +309,7 @@ impl Shared {
             .iter()
             .filter(|a| a.workspace_id == workspace_id)
             .collect();
-        rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        rows.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         rows.into_iter()
             .take(50)
             .map(|a| {
