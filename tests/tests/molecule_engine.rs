@@ -78,6 +78,29 @@ impl Harness {
     async fn run(&self) -> Running {
         self.inbox.run().await.unwrap()
     }
+
+    /// Starts the engine and waits until `account` is subscribed.
+    async fn run_connected(&self, account: i64) -> Running {
+        let running = self.run().await;
+        until("connected", || {
+            self.state(account) == Some(ConnectionState::Connected)
+        })
+        .await;
+        running
+    }
+
+    async fn decide(&self, request_id: i64, outcome: Outcome) -> countersign_model::Decision {
+        self.inbox
+            .decide(DecisionInput {
+                request_id,
+                outcome,
+                comment: None,
+                edited_arguments: None,
+                response: None,
+            })
+            .await
+            .unwrap()
+    }
 }
 
 /// Polls `check` until it holds, for at most 10 s.
@@ -96,11 +119,7 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
 async fn deciding_on_the_server_marks_the_request_resolved_elsewhere() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
 
     let id = h.fake.create_approval(&h.ws, "push tag v2.4.0", "CI green");
     until("the request is pending", || h.pending().len() == 1).await;
@@ -131,11 +150,7 @@ async fn deciding_on_the_server_marks_the_request_resolved_elsewhere() {
 async fn requests_created_while_disconnected_are_not_lost() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
 
     h.fake.stop().await;
     until("the engine noticed", || {
@@ -162,11 +177,7 @@ async fn requests_created_while_disconnected_are_not_lost() {
 async fn silently_dropped_socket_messages_are_recovered_by_reconciling() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({"reconcile_secs": 1})).await;
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
 
     h.fake.set_dropping_ws(true);
     h.fake.create_approval(&h.ws, "lost on the socket", "");
@@ -196,17 +207,7 @@ async fn a_404_on_decide_ends_as_resolved_elsewhere_without_retrying() {
     let local = h.pending()[0].id;
     h.fake.decide_as(&id, "denied", "bob");
 
-    let d = h
-        .inbox
-        .decide(DecisionInput {
-            request_id: local,
-            outcome: Outcome::Approve,
-            comment: None,
-            edited_arguments: None,
-            response: None,
-        })
-        .await
-        .unwrap();
+    let d = h.decide(local, Outcome::Approve).await;
     assert_eq!(
         d.delivery,
         Delivery::Failed,
@@ -270,11 +271,7 @@ async fn requests_the_server_auto_expires_end_as_expired() {
 async fn malformed_huge_and_unknown_socket_messages_are_skipped() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
 
     let huge_but_allowed = json!({"event": "SOMETHING_NEW", "workspace_id": h.ws,
         "timestamp": "2026-04-27T14:02:11Z", "payload": {"blob": "x".repeat(1024 * 1024)}});
@@ -316,11 +313,7 @@ async fn replayed_events_leave_one_row() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
     let mut events = h.inbox.engine().events();
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
     let frame = json!({"event":"APPROVAL_REQUESTED","workspace_id":h.ws,
         "timestamp":"2026-04-27T14:02:11.408150231Z",
         "payload":{"approval_id":"0d9e8f7a-6b5c-4d3e-8f21-a0b1c2d3e4f5","action":"push","reason":"","task_id":""}})
@@ -345,11 +338,7 @@ async fn escalated_approvals_are_answered_with_their_own_workspace() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
     let child = h.fake.add_workspace("Sub-agent", Some(&h.ws));
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
 
     let id = h
         .fake
@@ -366,17 +355,7 @@ async fn escalated_approvals_are_answered_with_their_own_workspace() {
     );
     assert_eq!(h.pending()[0].agent.as_deref(), Some("Sub-agent"));
 
-    let d = h
-        .inbox
-        .decide(DecisionInput {
-            request_id: h.pending()[0].id,
-            outcome: Outcome::Deny,
-            comment: None,
-            edited_arguments: None,
-            response: None,
-        })
-        .await
-        .unwrap();
+    let d = h.decide(h.pending()[0].id, Outcome::Deny).await;
     assert_eq!(d.delivery, Delivery::Confirmed);
     assert_eq!(h.fake.received_decisions()[0].workspace_id, child);
     assert_eq!(h.fake.approval(&id).unwrap().status, "denied");
@@ -387,11 +366,7 @@ async fn escalated_approvals_are_answered_with_their_own_workspace() {
 async fn agent_messages_and_workspace_alerts_reach_the_activity_feed() {
     let h = harness(Config::with_admin_token(TOKEN)).await;
     let acc = h.add("prod", TOKEN, json!({})).await;
-    let running = h.run().await;
-    until("connected", || {
-        h.state(acc) == Some(ConnectionState::Connected)
-    })
-    .await;
+    let running = h.run_connected(acc).await;
     h.fake.emit(
         "AGENT_MESSAGE",
         &h.ws,
@@ -429,17 +404,7 @@ async fn rate_limits_are_respected() {
     h.inbox.sync_once().await.unwrap();
     h.fake.rate_limit_next(1, 30);
     let before = chrono::Utc::now();
-    let d = h
-        .inbox
-        .decide(DecisionInput {
-            request_id: h.pending()[0].id,
-            outcome: Outcome::Approve,
-            comment: None,
-            edited_arguments: None,
-            response: None,
-        })
-        .await
-        .unwrap();
+    let d = h.decide(h.pending()[0].id, Outcome::Approve).await;
     assert_eq!(
         d.delivery,
         Delivery::Queued,

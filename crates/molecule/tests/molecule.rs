@@ -79,11 +79,15 @@ mod connector {
     use std::sync::Arc;
 
     fn connector(url: &str) -> Molecule {
+        with_settings(url, Settings::default())
+    }
+
+    fn with_settings(url: &str, settings: Settings) -> Molecule {
         Molecule::new(MoleculeConfig {
             base_url: url.into(),
             token: Some(Secret::new("tok")),
             reviewer: "dana".into(),
-            settings: Settings::default(),
+            settings,
             http: countersign_connector::http::client(),
             clock: Arc::new(SystemClock),
         })
@@ -214,14 +218,7 @@ mod connector {
             org_id: Some("org-1".into()),
             ..Settings::default()
         };
-        let c = Molecule::new(MoleculeConfig {
-            base_url: fake.url(),
-            token: Some(Secret::new("tok")),
-            reviewer: "dana".into(),
-            settings: with_org,
-            http: countersign_connector::http::client(),
-            clock: Arc::new(SystemClock),
-        });
+        let c = with_settings(&fake.url(), with_org);
         let err = c.reconcile().await.unwrap_err();
         assert!(err.is_transient(), "a 503 is worth retrying: {err}");
         assert!(c.reconcile().await.is_ok(), "and the next call succeeds");
