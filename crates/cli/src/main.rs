@@ -430,10 +430,27 @@ async fn sync_forever(inbox: &Inbox) -> Result<u8, Failure> {
                 Err(_) => break,
             },
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminated() => break,
         }
     }
     running.stop().await;
     Ok(0)
+}
+
+/// Resolves on SIGTERM (how services and `kill` stop a process).
+#[cfg(unix)]
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
 }
 
 async fn decide(

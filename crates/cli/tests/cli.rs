@@ -185,6 +185,7 @@ async fn a_running_sync_shows_a_new_request_within_a_second() {
     let mut child = countersign(dir.path())
         .arg("sync")
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -6,8 +6,14 @@ use countersign_connector::{Connector, ConnectorError, UpdateStream};
 use countersign_model::{Account, ConnectionState};
 use futures::StreamExt;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::{interval, sleep, MissedTickBehavior};
+
+/// How often to poll while the push channel is refused.
+const FALLBACK_POLL: Duration = Duration::from_secs(10);
+/// How often to try the refused push channel again.
+const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a connected session ended.
 enum Ended {
@@ -76,11 +82,13 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
 ) -> Ended {
     // Subscribe first, then reconcile: whatever happens in between arrives
-    // on the channel, so nothing falls in the gap.
-    let mut live: Option<UpdateStream> = match connector.subscribe().await {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    // on the channel, so nothing falls in the gap. A refused channel is not
+    // fatal while the pending list answers: poll instead and say why.
+    let (mut live, mut push_error): (Option<UpdateStream>, Option<ConnectorError>) =
+        match connector.subscribe().await {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
     if let Err(e) = engine.reconcile(account, connector).await {
         return failed(e);
     }
@@ -88,20 +96,33 @@ async fn session(
         err,
         connected: true,
     };
-    let state = if live.is_some() {
-        ConnectionState::Connected
-    } else {
-        ConnectionState::Polling
+    let report = |live: bool, push_error: &Option<ConnectorError>| {
+        let (state, note) = match (live, push_error) {
+            (true, _) => (ConnectionState::Connected, None),
+            (false, None) => (ConnectionState::Polling, None),
+            (false, Some(e)) => (
+                ConnectionState::Polling,
+                Some(format!("live updates unavailable, polling instead: {e}")),
+            ),
+        };
+        engine.write_health(account, state, None, note, Some(engine.now()));
     };
-    engine.set_health(account, state, None, Some(engine.now()));
+    report(live.is_some(), &push_error);
     engine.deliver_due(account, connector, None, true).await;
 
-    let mut reconcile_timer = interval(connector.reconcile_interval());
+    let poll_every = if push_error.is_some() {
+        connector.reconcile_interval().min(FALLBACK_POLL)
+    } else {
+        connector.reconcile_interval()
+    };
+    let mut reconcile_timer = interval(poll_every);
     reconcile_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     reconcile_timer.reset();
     let mut outbox_timer = interval(engine.shared.options.outbox_every);
     outbox_timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     outbox_timer.reset();
+    let mut resubscribe_timer = interval(RESUBSCRIBE_EVERY);
+    resubscribe_timer.reset();
 
     loop {
         let next = async {
@@ -130,12 +151,22 @@ async fn session(
             },
             _ = reconcile_timer.tick() => {
                 match engine.reconcile(account, connector).await {
-                    Ok(_) => engine.set_health(account, state, None, Some(engine.now())),
+                    Ok(_) => report(live.is_some(), &push_error),
                     // A pushed channel still works while a poll hiccups:
                     // only a refused login or a polling-only account ends here.
                     Err(e @ SyncError::Connector(ConnectorError::Auth(_))) => return lost(e),
                     Err(e) if live.is_none() => return lost(e),
                     Err(e) => tracing::warn!(account = %account.name, "reconcile failed: {e}"),
+                }
+            }
+            _ = resubscribe_timer.tick(), if push_error.is_some() => {
+                if let Ok(stream) = connector.subscribe().await {
+                    live = stream;
+                    push_error = None;
+                    if let Err(e) = engine.reconcile(account, connector).await {
+                        return lost(e);
+                    }
+                    report(live.is_some(), &push_error);
                 }
             }
             _ = outbox_timer.tick() => {

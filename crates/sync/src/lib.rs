@@ -239,8 +239,19 @@ impl Engine {
             last_sync_at: synced_at,
             updated_at: self.now(),
         };
+        let before = self.shared.store.health(account.id).ok().flatten();
         if let Err(e) = self.shared.store.set_health(&health) {
             tracing::warn!(account = %account.name, "could not record health: {e}");
+        }
+        // Announce changes only: a periodic reconcile that finds all well
+        // refreshes the sync time without a line in every log and UI.
+        let same = before.is_some_and(|b| {
+            b.state == health.state
+                && b.last_error == health.last_error
+                && b.backoff_until == health.backoff_until
+        });
+        if same {
+            return;
         }
         let health = self
             .shared
