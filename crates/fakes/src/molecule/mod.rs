@@ -7,7 +7,7 @@
 mod routes;
 mod state;
 
-pub use state::{Approval, Config, ReceivedDecision, Workspace};
+pub use state::{Approval, Config, OrgToken, ReceivedDecision, Workspace};
 
 use state::Shared;
 use std::net::SocketAddr;
@@ -143,6 +143,11 @@ impl FakeMolecule {
     /// While on, WebSocket messages are silently dropped (a full buffer).
     pub fn set_dropping_ws(&self, on: bool) {
         self.shared.faults().drop_ws = on;
+    }
+
+    /// Drops every `n`th WebSocket/SSE message silently (0 stops dropping).
+    pub fn drop_every(&self, n: u32) {
+        self.shared.faults().drop_every = n;
     }
 
     /// The next `count` API requests answer `status` (503 gets the

@@ -8,8 +8,9 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub(crate) fn router(shared: AppState) -> Router {
             post(decide),
         )
         .route("/ws", get(socket))
+        .route("/workspaces/{id}/events/stream", get(sse_stream))
+        .route("/org/tokens", get(list_org_tokens).post(mint_org_token))
+        .route("/org/tokens/{id}", delete(revoke_org_token))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), edge));
@@ -152,7 +156,7 @@ fn admin_auth(s: &Shared, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = bearer(headers) else {
         return Some(error(StatusCode::UNAUTHORIZED, "admin auth required"));
     };
-    if s.config.org_tokens.contains(&token) {
+    if s.is_org_token(&token) {
         return None;
     }
     match admin {
@@ -167,7 +171,7 @@ fn workspace_auth(s: &Shared, headers: &HeaderMap, ws: &str) -> Option<Response>
     match bearer(headers) {
         Some(token) => {
             let ok = s.config.admin_token.as_deref() == Some(token.as_str())
-                || s.config.org_tokens.contains(&token)
+                || s.is_org_token(&token)
                 || s.config.workspace_tokens.get(ws) == Some(&token);
             (!ok).then(|| error(StatusCode::UNAUTHORIZED, "invalid workspace auth token"))
         }
@@ -395,6 +399,96 @@ async fn serve_socket(s: AppState, mut socket: WebSocket, workspace: Option<Stri
         }
     }
     s.socket_closed();
+}
+
+/// Authenticated push for one workspace: one `: ping` comment, then
+/// `data: {type, timestamp (unix ms), data}` frames for that workspace only.
+async fn sse_stream(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = workspace_auth(&s, &headers, &id) {
+        return r;
+    }
+    if s.workspace(&id).is_none() {
+        return error(StatusCode::NOT_FOUND, "workspace not found");
+    }
+    let hub = s.hub.subscribe();
+    let ping = futures::stream::once(async {
+        Ok::<_, std::convert::Infallible>(Event::default().comment("ping"))
+    });
+    let frames = futures::stream::unfold((hub, id), |(mut hub, id)| async move {
+        loop {
+            match hub.recv().await {
+                Ok(Frame::Text(text)) => {
+                    let Ok(env) = serde_json::from_str::<Value>(&text) else {
+                        continue;
+                    };
+                    if env.get("workspace_id").and_then(Value::as_str) != Some(id.as_str()) {
+                        continue;
+                    }
+                    let ms = env
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.timestamp_millis())
+                        .unwrap_or_default();
+                    let frame =
+                        json!({"type": env["event"], "timestamp": ms, "data": env["payload"]});
+                    return Some((Ok(Event::default().data(frame.to_string())), (hub, id)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    });
+    Sse::new(futures::StreamExt::chain(ping, frames)).into_response()
+}
+
+async fn list_org_tokens(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = admin_auth(&s, &headers) {
+        return r;
+    }
+    let tokens = s.org_tokens();
+    Json(json!({"count": tokens.len(), "tokens": tokens})).into_response()
+}
+
+async fn mint_org_token(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = admin_auth(&s, &headers) {
+        return r;
+    }
+    let name = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("name").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    if name.chars().count() > 100 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "name must be at most 100 characters",
+        );
+    }
+    let (minted, token) = s.mint_org_token(&name);
+    Json(json!({
+        "id": minted.id, "prefix": minted.prefix, "name": minted.name, "auth_token": token,
+        "warning": "copy this token now; it will not be shown again",
+    }))
+    .into_response()
+}
+
+async fn revoke_org_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = admin_auth(&s, &headers) {
+        return r;
+    }
+    if s.revoke_org_token(&id) {
+        Json(json!({"revoked": id})).into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "token not found or already revoked")
+    }
 }
 
 async fn control_workspace(State(s): State<AppState>, Json(body): Json<Value>) -> Response {

@@ -88,6 +88,9 @@ pub struct ReceivedDecision {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     pub drop_ws: bool,
+    /// Drop every Nth broadcast message (0: none).
+    pub drop_every: u32,
+    pub sent: u32,
     pub fail_next: u32,
     pub fail_status: u16,
     pub rate_limit_next: u32,
@@ -96,8 +99,20 @@ pub(crate) struct Faults {
     pub second_instance: bool,
 }
 
+/// A minted org API token (`org_api_tokens`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgToken {
+    pub id: String,
+    pub prefix: String,
+    pub name: String,
+    #[serde(skip)]
+    pub token: String,
+    pub created_at: String,
+}
+
 #[derive(Default)]
 struct Data {
+    org_tokens: Vec<OrgToken>,
     workspaces: Vec<Workspace>,
     approvals: Vec<Approval>,
     /// `structure_events`, newest last.
@@ -375,10 +390,50 @@ impl Shared {
     }
 
     pub fn send_raw(&self, text: String) {
-        if self.faults().drop_ws {
-            return;
+        {
+            let mut f = self.faults();
+            if f.drop_ws {
+                return;
+            }
+            f.sent = f.sent.wrapping_add(1);
+            if f.drop_every > 0 && f.sent.is_multiple_of(f.drop_every) {
+                return;
+            }
         }
         let _ = self.hub.send(Frame::Text(text));
+    }
+
+    /// Whether `token` is a live org token (configured or minted).
+    pub fn is_org_token(&self, token: &str) -> bool {
+        self.config.org_tokens.iter().any(|t| t == token)
+            || lock(&self.data).org_tokens.iter().any(|t| t.token == token)
+    }
+
+    /// Mints an org token: 32 random bytes, base64url without padding.
+    pub fn mint_org_token(&self, name: &str) -> (OrgToken, String) {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = (0..2).flat_map(|_| *Uuid::new_v4().as_bytes()).collect();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let minted = OrgToken {
+            id: Uuid::new_v4().to_string(),
+            prefix: token[..8].to_owned(),
+            name: name.to_owned(),
+            token: token.clone(),
+            created_at: rest_time(Utc::now()),
+        };
+        lock(&self.data).org_tokens.push(minted.clone());
+        (minted, token)
+    }
+
+    pub fn org_tokens(&self) -> Vec<OrgToken> {
+        lock(&self.data).org_tokens.clone()
+    }
+
+    pub fn revoke_org_token(&self, id: &str) -> bool {
+        let mut data = lock(&self.data);
+        let before = data.org_tokens.len();
+        data.org_tokens.retain(|t| t.id != id);
+        data.org_tokens.len() != before
     }
 
     pub fn kick_sockets(&self) {
