@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every check and test: set-up, formatting, clippy, the whole
-# workspace's tests (unit, integration, end-to-end against the fakes).
+# Runs every check and test: set-up, formatting, clippy, the UI's type
+# check, every Rust test (unit, integration, end to end against the fakes
+# and through the real desktop app), and the freshness of the generated
+# TypeScript bindings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+(cd ui && npm run check --silent)
+
 log=$(mktemp)
 set +e
 cargo test --workspace --all-targets 2>&1 | tee "$log"
@@ -17,4 +21,12 @@ set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# The tests above regenerate ui/src/bindings from the Rust types; what is
+# committed must match.
+if [ -n "$(git status --porcelain -- ui/src/bindings 2>/dev/null)" ]; then
+  echo "error: ui/src/bindings is stale; run the tests and commit the regenerated files" >&2
+  git status --porcelain -- ui/src/bindings >&2
+  exit 1
+fi

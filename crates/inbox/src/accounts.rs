@@ -118,6 +118,48 @@ impl Inbox {
         }
     }
 
+    /// Changes an account's name, URL, reviewer and settings, and its secret
+    /// when a new one is given (kept under the same reference).
+    pub async fn update_account(&self, id: i64, input: AccountInput) -> Result<Account> {
+        let mut account = self.store.account(id)?;
+        if input.platform != account.platform {
+            return Err(InboxError::Invalid(
+                "an account's platform cannot change; add a new account".into(),
+            ));
+        }
+        account.name = validate_name(&input.name)?;
+        account.base_url = validate_url(&input.base_url)?;
+        validate_settings(account.platform, &input.settings)?;
+        account.settings = input.settings;
+        if let Some(r) = input
+            .reviewer
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+        {
+            account.reviewer = r;
+        }
+        if let Some(secret) = input.secret.filter(|s| !s.expose().is_empty()) {
+            let kind = match account.secret_store {
+                SecretStoreKind::None => input.secret_store,
+                kind => kind,
+            };
+            let reference = account.secret_ref.clone();
+            self.blocking_secret(move |s| s.put(kind, &reference, &secret))
+                .await?;
+            account.secret_store = kind;
+        }
+        if let Ok(other) = self.store.account_by_name(&account.name) {
+            if other.id != id {
+                return Err(InboxError::Invalid(format!(
+                    "an account named `{}` already exists",
+                    account.name
+                )));
+            }
+        }
+        self.store.update_account(&account)?;
+        Ok(self.store.account(id)?)
+    }
+
     /// Removes an account and its secret. Its history stays.
     pub async fn remove_account(&self, name: &str) -> Result<Account> {
         let account = self.store.remove_account(name, self.clock.now())?;

@@ -12,13 +12,14 @@ pub mod export;
 mod view;
 
 pub use accounts::AccountInput;
+pub use countersign_secrets::SecretError;
 pub use countersign_sync::{Engine, OnceReport, SyncEvent};
 pub use deciding::DecisionInput;
 pub use view::{AccountView, RequestDetail, RequestView};
 
 use countersign_connector::Connector;
 use countersign_model::{Account, Clock, Platform};
-use countersign_secrets::{SecretError, Secrets};
+use countersign_secrets::Secrets;
 use countersign_store::{Store, StoreError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

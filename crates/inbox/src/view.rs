@@ -10,8 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One request in a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct RequestView {
+    #[ts(type = "number")]
     pub id: i64,
     pub account: String,
     pub platform: Platform,
@@ -67,9 +69,11 @@ impl RequestView {
 
 /// Everything about one request: the list fields, the platform's raw
 /// payload exactly as received, and every decision made on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct RequestDetail {
     #[serde(flatten)]
+    #[ts(flatten)]
     pub request: RequestView,
     pub link: Option<String>,
     pub raw: Value,
@@ -78,8 +82,10 @@ pub struct RequestDetail {
 }
 
 /// An account with its health; never its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
 pub struct AccountView {
+    #[ts(type = "number")]
     pub id: i64,
     pub name: String,
     pub platform: Platform,

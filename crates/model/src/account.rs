@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The agent platforms Countersign speaks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     Molecule,
@@ -26,7 +27,8 @@ named_enum!(Platform, "platform", {
 });
 
 /// Where an account's secret lives. Never the secret itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretStoreKind {
     /// The OS keychain (Secret Service, Keychain, Credential Manager).
@@ -53,8 +55,10 @@ pub struct NewAccount {
 }
 
 /// A stored account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Account {
+    #[ts(type = "number")]
     pub id: i64,
     pub name: String,
     pub platform: Platform,
@@ -68,7 +72,8 @@ pub struct Account {
 }
 
 /// The state of an account's connection, as the sync engine last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     Connecting,
@@ -93,8 +98,10 @@ named_enum!(ConnectionState, "connection state", {
 });
 
 /// Per-account health, shown next to the account everywhere.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct AccountHealth {
+    #[ts(type = "number")]
     pub account_id: i64,
     pub state: ConnectionState,
     pub backoff_until: Option<DateTime<Utc>>,

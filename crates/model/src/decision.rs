@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What the reviewer decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Approve,
@@ -48,7 +49,8 @@ impl Outcome {
 }
 
 /// Where a decision is on its way to the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// Written locally, not yet handed to the platform (or to be retried).
@@ -69,8 +71,10 @@ named_enum!(Delivery, "delivery", {
 });
 
 /// A decision as the reviewer makes it, before it is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct DecisionDraft {
+    #[ts(type = "number")]
     pub request_id: i64,
     pub outcome: Outcome,
     pub comment: Option<String>,
@@ -82,9 +86,12 @@ pub struct DecisionDraft {
 
 /// A stored decision: the draft plus its delivery state. Doubles as the
 /// outbox entry until it is confirmed or failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Decision {
+    #[ts(type = "number")]
     pub id: i64,
+    #[ts(type = "number")]
     pub request_id: i64,
     pub outcome: Outcome,
     pub comment: Option<String>,

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What the agent is waiting for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Yes or no on an action the agent wants to take.
@@ -21,7 +22,8 @@ pub enum Kind {
 named_enum!(Kind, "kind", { Approval => "approval", Question => "question", Activity => "activity" });
 
 /// Where a request stands. Only `Pending` is actionable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -53,7 +55,8 @@ impl Status {
 }
 
 /// The answers a platform accepts for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 #[serde(rename_all = "snake_case")]
 pub enum AllowedDecision {
     Approve,
@@ -114,10 +117,13 @@ pub struct Resolution {
 }
 
 /// A stored request: what was observed plus local bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Request {
     /// Stable local id, the one the CLI and the UI use.
+    #[ts(type = "number")]
     pub id: i64,
+    #[ts(type = "number")]
     pub account_id: i64,
     pub account: String,
     pub platform: Platform,
@@ -167,9 +173,12 @@ pub struct ObservedActivity {
 }
 
 /// A stored activity item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
 pub struct Activity {
+    #[ts(type = "number")]
     pub id: i64,
+    #[ts(type = "number")]
     pub account_id: i64,
     pub account: String,
     pub platform: Platform,

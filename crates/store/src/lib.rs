@@ -72,6 +72,14 @@ impl Store {
         })
     }
 
+    /// Changes whenever another connection (the CLI, say) commits to the
+    /// database; cheap to poll.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-done write:
         // every multi-statement write runs in a transaction.

@@ -1,0 +1,243 @@
+//! The IPC commands. Each is a few lines that delegate to `countersign-inbox`;
+//! the argument and result types are exported to TypeScript.
+
+use crate::error::{IpcError, Result};
+use crate::prefs::Prefs;
+use crate::state::AppState;
+use countersign_inbox::{AccountInput, AccountView, DecisionInput, RequestDetail, RequestView};
+use countersign_model::{
+    Activity, Delivery, Kind, Outcome, Platform, Secret, SecretStoreKind, Status,
+};
+use countersign_store::{HistoryQuery, PendingQuery};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use tauri::{AppHandle, State};
+
+type AppStateRef<'a> = State<'a, Arc<AppState>>;
+
+/// Inbox filters; unset fields do not filter.
+#[derive(Debug, Default, Deserialize, ts_rs::TS)]
+#[serde(default)]
+#[ts(export, optional_fields)]
+pub struct PendingFilter {
+    pub account: Option<String>,
+    pub platform: Option<Platform>,
+    pub agent: Option<String>,
+    pub kind: Option<Kind>,
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ts_rs::TS)]
+#[serde(default)]
+#[ts(export, optional_fields)]
+pub struct HistoryFilter {
+    pub status: Option<Status>,
+    pub account: Option<String>,
+    pub agent: Option<String>,
+    pub search: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One decision applied to one or more requests (bulk triage).
+#[derive(Debug, Deserialize, ts_rs::TS)]
+#[ts(export, optional_fields)]
+pub struct DecideArgs {
+    #[ts(type = "number[]")]
+    pub ids: Vec<i64>,
+    pub outcome: Outcome,
+    pub comment: Option<String>,
+    pub edited_arguments: Option<Value>,
+    pub response: Option<String>,
+}
+
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct DecideResult {
+    #[ts(type = "number")]
+    pub id: i64,
+    /// Where the decision stands; `None` when it was refused before storing.
+    pub delivery: Option<Delivery>,
+    /// Why it is queued or failed, or why it was refused.
+    pub error: Option<String>,
+}
+
+/// The account form. `id` edits an existing account; `secret` left empty
+/// on edit keeps the stored one.
+#[derive(Debug, Deserialize, ts_rs::TS)]
+#[ts(export, optional_fields)]
+pub struct AccountForm {
+    #[ts(optional, type = "number")]
+    pub id: Option<i64>,
+    pub name: String,
+    pub platform: Platform,
+    pub url: String,
+    pub reviewer: Option<String>,
+    pub secret: Option<String>,
+    pub secret_store: Option<SecretStoreKind>,
+    pub settings: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct AppStatus {
+    #[ts(type = "number")]
+    pub pending: i64,
+    /// The tray's tooltip as it stands.
+    pub tray: String,
+    pub data_dir: String,
+}
+
+#[tauri::command]
+pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestView>> {
+    let q = PendingQuery {
+        account: filter.account,
+        platform: filter.platform,
+        agent: filter.agent,
+        kind: filter.kind,
+        search: filter.search,
+        limit: None,
+    };
+    Ok(state.inbox.pending(&q)?)
+}
+
+#[tauri::command]
+pub fn detail(state: AppStateRef<'_>, id: i64) -> Result<RequestDetail> {
+    Ok(state.inbox.detail(id)?)
+}
+
+#[tauri::command]
+pub async fn decide(
+    app: AppHandle,
+    state: AppStateRef<'_>,
+    args: DecideArgs,
+) -> Result<Vec<DecideResult>> {
+    let inbox = state.inbox.clone();
+    let runs = args.ids.iter().map(|&id| {
+        let input = DecisionInput {
+            request_id: id,
+            outcome: args.outcome,
+            comment: args.comment.clone(),
+            edited_arguments: args.edited_arguments.clone(),
+            response: args.response.clone(),
+        };
+        let inbox = inbox.clone();
+        async move {
+            match inbox.decide(input).await {
+                Ok(d) => DecideResult {
+                    id,
+                    delivery: Some(d.delivery),
+                    error: d.error,
+                },
+                Err(e) => DecideResult {
+                    id,
+                    delivery: None,
+                    error: Some(IpcError::from(e).message),
+                },
+            }
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    crate::events::refresh(&app, &state);
+    Ok(results)
+}
+
+#[tauri::command]
+pub fn history(state: AppStateRef<'_>, filter: HistoryFilter) -> Result<Vec<RequestView>> {
+    let q = HistoryQuery {
+        statuses: filter.status.into_iter().collect(),
+        account: filter.account,
+        agent: filter.agent,
+        search: filter.search,
+        limit: Some(filter.limit.unwrap_or(500)),
+        ..Default::default()
+    };
+    Ok(state.inbox.history(&q)?)
+}
+
+#[tauri::command]
+pub fn activity(state: AppStateRef<'_>, limit: Option<u32>) -> Result<Vec<Activity>> {
+    Ok(state.inbox.store().activity(None, limit.unwrap_or(500))?)
+}
+
+#[tauri::command]
+pub fn mark_activity_read(state: AppStateRef<'_>, id: i64) -> Result<bool> {
+    Ok(state.inbox.store().mark_activity_read(id)?)
+}
+
+#[tauri::command]
+pub fn accounts(state: AppStateRef<'_>) -> Result<Vec<AccountView>> {
+    Ok(state.inbox.accounts()?)
+}
+
+#[tauri::command]
+pub async fn save_account(
+    app: AppHandle,
+    state: AppStateRef<'_>,
+    form: AccountForm,
+) -> Result<AccountView> {
+    let input = AccountInput {
+        name: form.name,
+        platform: form.platform,
+        base_url: form.url,
+        reviewer: form.reviewer,
+        secret: form.secret.filter(|s| !s.is_empty()).map(Secret::new),
+        secret_store: form.secret_store.unwrap_or(SecretStoreKind::Keychain),
+        settings: form
+            .settings
+            .unwrap_or_else(|| Value::Object(Default::default())),
+    };
+    let account = match form.id {
+        Some(id) => state.inbox.update_account(id, input).await?,
+        None => state.inbox.add_account(input).await?,
+    };
+    state
+        .inbox
+        .start_account(&mut *state.running.lock().await, account.clone())
+        .await;
+    crate::events::refresh(&app, &state);
+    let view = state
+        .inbox
+        .accounts()?
+        .into_iter()
+        .find(|a| a.id == account.id);
+    view.ok_or_else(|| IpcError::from(countersign_store::StoreError::NotFound("account".into())))
+}
+
+#[tauri::command]
+pub async fn remove_account(app: AppHandle, state: AppStateRef<'_>, name: String) -> Result<()> {
+    let account = state.inbox.store().account_by_name(&name)?;
+    state.running.lock().await.stop_account(account.id).await;
+    state.inbox.remove_account(&name).await?;
+    crate::events::refresh(&app, &state);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn retry_account(state: AppStateRef<'_>, id: i64) -> Result<bool> {
+    Ok(state.running.lock().await.retry(id))
+}
+
+#[tauri::command]
+pub fn prefs(state: AppStateRef<'_>) -> Prefs {
+    state.prefs()
+}
+
+#[tauri::command]
+pub fn set_prefs(app: AppHandle, state: AppStateRef<'_>, prefs: Prefs) -> Result<Prefs> {
+    state.set_prefs(prefs).map_err(|e| IpcError {
+        code: crate::error::ErrorCode::Internal,
+        message: e.to_string(),
+    })?;
+    crate::tray::sync_pause_item(&app, state.prefs().dnd);
+    Ok(state.prefs())
+}
+
+#[tauri::command]
+pub fn status(state: AppStateRef<'_>) -> Result<AppStatus> {
+    Ok(AppStatus {
+        pending: state.inbox.store().pending_count()?,
+        tray: crate::state::lock(&state.tray_text).clone(),
+        data_dir: state.inbox.data_dir().display().to_string(),
+    })
+}

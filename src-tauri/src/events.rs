@@ -1,0 +1,144 @@
+//! Carries core changes to the UI, the tray and notifications.
+//!
+//! Engine events are gathered for a short window and sent as one
+//! `inbox-changed` event saying what to re-query (SQLite is the source of
+//! truth), so a sync of thousands of requests costs the UI a few reloads,
+//! not thousands of messages. Changes made by another process (the CLI) are
+//! noticed through SQLite's `data_version`.
+
+use crate::state::AppState;
+use countersign_inbox::SyncEvent;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tauri::{AppHandle, Emitter};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{interval, timeout, Instant};
+
+/// The event the UI listens to.
+pub const CHANGED: &str = "inbox-changed";
+/// Asks the UI to show one request (a notification was clicked).
+pub const OPEN_REQUEST: &str = "open-request";
+/// How long to gather events before telling the UI.
+const BATCH_WINDOW: Duration = Duration::from_millis(120);
+
+/// What changed; the UI reloads the views that show it.
+#[derive(Debug, Clone, Default, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct Changes {
+    pub requests: bool,
+    pub activity: bool,
+    pub accounts: bool,
+    /// Pending requests now, across all accounts.
+    #[ts(type = "number")]
+    pub pending: i64,
+}
+
+/// Gathers what one event means for the UI, notifications and the tray.
+#[derive(Default)]
+struct Batch {
+    changes: Changes,
+    added: Vec<countersign_model::Request>,
+    gone: Vec<i64>,
+    activity: Vec<countersign_model::Activity>,
+}
+
+impl Batch {
+    fn add(&mut self, event: SyncEvent) {
+        match event {
+            SyncEvent::RequestAdded(r) => {
+                self.changes.requests = true;
+                if r.status.is_pending() {
+                    self.added.push(r);
+                }
+            }
+            SyncEvent::RequestUpdated(r) | SyncEvent::RequestResolved(r) => {
+                self.changes.requests = true;
+                if !r.status.is_pending() {
+                    self.gone.push(r.id);
+                }
+            }
+            SyncEvent::Decision { request, .. } => {
+                self.changes.requests = true;
+                if !request.status.is_pending() {
+                    self.gone.push(request.id);
+                }
+            }
+            SyncEvent::Activity(a) => {
+                self.changes.activity = true;
+                self.activity.push(a);
+            }
+            SyncEvent::Health { .. } => self.changes.accounts = true,
+        }
+    }
+}
+
+pub fn spawn(app: AppHandle, state: Arc<AppState>) {
+    tauri::async_runtime::spawn(async move {
+        let mut rx = state.inbox.engine().events();
+        let mut version = state.inbox.store().data_version().unwrap_or_default();
+        let mut external = interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                first = rx.recv() => {
+                    let mut batch = Batch::default();
+                    match first {
+                        Ok(e) => batch.add(e),
+                        Err(RecvError::Lagged(_)) => batch.changes = everything(),
+                        Err(RecvError::Closed) => break,
+                    }
+                    let until = Instant::now() + BATCH_WINDOW;
+                    while let Ok(next) = timeout(until.saturating_duration_since(Instant::now()), rx.recv()).await {
+                        match next {
+                            Ok(e) => batch.add(e),
+                            Err(RecvError::Lagged(_)) => batch.changes = everything(),
+                            Err(RecvError::Closed) => break,
+                        }
+                    }
+                    deliver(&app, &state, batch);
+                }
+                _ = external.tick() => {
+                    let now = state.inbox.store().data_version().unwrap_or(version);
+                    if now != version {
+                        version = now;
+                        refresh(&app, &state);
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn everything() -> Changes {
+    Changes {
+        requests: true,
+        activity: true,
+        accounts: true,
+        pending: 0,
+    }
+}
+
+fn deliver(app: &AppHandle, state: &AppState, batch: Batch) {
+    let prefs = state.prefs();
+    state.notifier.close(batch.gone);
+    if !prefs.dnd {
+        state.notifier.requests(batch.added);
+        if prefs.notify_activity {
+            state.notifier.activity(batch.activity);
+        }
+    }
+    emit(app, state, batch.changes);
+}
+
+/// Tells the UI to reload everything (after a command, or an outside change).
+pub fn refresh(app: &AppHandle, state: &AppState) {
+    emit(app, state, everything());
+}
+
+fn emit(app: &AppHandle, state: &AppState, mut changes: Changes) {
+    changes.pending = state.inbox.store().pending_count().unwrap_or_default();
+    crate::tray::set_count(app, state, changes.pending);
+    if let Err(e) = app.emit(CHANGED, changes) {
+        tracing::warn!("could not notify the UI: {e}");
+    }
+}

@@ -1,0 +1,89 @@
+//! The Countersign desktop app: a thin Tauri shell over `countersign-inbox`.
+//!
+//! `setup` builds the state once (data dir, store, engine, notifier, tray)
+//! and starts syncing; commands delegate to the inbox; core events reach the
+//! UI batched (see [`events`]). Closing the window keeps the app in the tray.
+
+mod commands;
+mod error;
+mod events;
+mod notify;
+mod prefs;
+mod state;
+mod tray;
+
+use countersign_inbox::{resolve_data_dir, Inbox};
+use countersign_model::SystemClock;
+use state::AppState;
+use std::sync::Arc;
+use tauri::{Emitter, Manager, WindowEvent};
+
+pub fn run() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tray::show_main(app)
+        }))
+        .setup(|app| {
+            let data_dir = resolve_data_dir(None)?;
+            let inbox = Arc::new(Inbox::open(&data_dir, Arc::new(SystemClock))?);
+            let notifier = notify::Notifier::start();
+            let state = Arc::new(AppState::new(
+                inbox,
+                prefs::load(&data_dir),
+                notifier.clone(),
+            ));
+            app.manage(state.clone());
+            if let Err(e) = tray::build(app, &state) {
+                tracing::warn!("no tray icon: {e}");
+            }
+            events::spawn(app.handle().clone(), state.clone());
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(notify::listen_for_clicks(notifier, move |id| {
+                tray::show_main(&handle);
+                let _ = handle.emit(events::OPEN_REQUEST, id);
+            }));
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                match state.inbox.run().await {
+                    Ok(running) => *state.running.lock().await = running,
+                    Err(e) => tracing::error!("could not start syncing: {e}"),
+                }
+                events::refresh(&handle, &state);
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                // Keep running in the tray; "Quit" in its menu ends the app.
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::pending,
+            commands::detail,
+            commands::decide,
+            commands::history,
+            commands::activity,
+            commands::mark_activity_read,
+            commands::accounts,
+            commands::save_account,
+            commands::remove_account,
+            commands::retry_account,
+            commands::prefs,
+            commands::set_prefs,
+            commands::status,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("error: Countersign could not start: {e}");
+        std::process::exit(1);
+    }
+}

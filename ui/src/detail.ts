@@ -1,0 +1,129 @@
+// The detail pane: everything the platform sent about one request, and the
+// decisions this platform allows for it.
+
+import { h } from "./dom";
+import { age, countdown, when, words } from "./format";
+import { raw, tree } from "./json";
+import type { Outcome } from "./bindings/Outcome";
+import type { RequestDetail } from "./bindings/RequestDetail";
+import type { JsonValue } from "./bindings/serde_json/JsonValue";
+
+export interface DecideInput {
+  outcome: Outcome;
+  comment: string;
+  edited_arguments?: JsonValue;
+  response?: string;
+}
+
+function field(label: string, value: Node | string | null | undefined): HTMLElement | null {
+  if (value === null || value === undefined || value === "") return null;
+  return h("div", { class: "field" }, h("span", { class: "label" }, label), h("span", { class: "value" }, value));
+}
+
+function badge(text: string, kind: string): HTMLElement {
+  return h("span", { class: `badge ${kind}` }, words(text));
+}
+
+export function renderDetail(
+  d: RequestDetail,
+  sending: boolean,
+  decide: (input: DecideInput) => void,
+): HTMLElement {
+  const pending = d.status === "pending";
+  const allowed = new Set(d.allowed_decisions);
+  let showRaw = false;
+  const argsBox = h("div", { class: "args" }, tree(d.arguments));
+  const toggle = h("button", { class: "link", type: "button", "data-testid": "toggle-raw" }, "Show raw JSON");
+  toggle.addEventListener("click", () => {
+    showRaw = !showRaw;
+    toggle.textContent = showRaw ? "Show as tree" : "Show raw JSON";
+    argsBox.replaceChildren(showRaw ? raw(d.raw) : tree(d.arguments));
+  });
+
+  const comment = h("textarea", {
+    id: "comment",
+    placeholder: "Comment (optional) — c to focus, Ctrl+Enter approves",
+    "data-testid": "comment",
+    spellcheck: "true",
+  });
+  const comment_value = () => comment.value.trim();
+  const actions = h("div", { class: "actions" });
+  if (pending) {
+    const busy = sending ? h("span", { class: "sending", "data-testid": "sending" }, "Sending decision…") : null;
+    actions.append(
+      comment,
+      h(
+        "div",
+        { class: "buttons" },
+        allowed.has("approve")
+          ? h("button", { class: "approve", type: "button", "data-testid": "approve", disabled: sending,
+              onclick: () => decide({ outcome: "approve", comment: comment_value() }) }, "Approve", h("kbd", {}, "a"))
+          : null,
+        allowed.has("deny")
+          ? h("button", { class: "deny", type: "button", "data-testid": "deny", disabled: sending,
+              onclick: () => decide({ outcome: "deny", comment: comment_value() }) }, "Deny", h("kbd", {}, "d"))
+          : null,
+        allowed.has("always_allow")
+          ? h("button", { type: "button", title: "Approve this and matching requests from now on", disabled: sending,
+              onclick: () => decide({ outcome: "always_allow", comment: comment_value() }) }, "Always allow")
+          : null,
+        busy,
+      ),
+    );
+    if (allowed.has("respond")) {
+      const answer = h("textarea", { placeholder: "Your answer", "data-testid": "respond-text" });
+      actions.append(h("div", { class: "extra" }, answer,
+        h("button", { type: "button", onclick: () => decide({ outcome: "respond", comment: comment_value(), response: answer.value }) }, "Send answer")));
+    }
+    if (allowed.has("edit")) {
+      const edited = h("textarea", { class: "mono", value: JSON.stringify(d.arguments, null, 2), "data-testid": "edit-args" });
+      const err = h("span", { class: "error" });
+      actions.append(h("div", { class: "extra" }, h("span", { class: "label" }, "Edit arguments, then approve"), edited, err,
+        h("button", { type: "button", onclick: () => {
+          try {
+            decide({ outcome: "edit", comment: comment_value(), edited_arguments: JSON.parse(edited.value) as JsonValue });
+          } catch (e) {
+            err.textContent = `Not valid JSON: ${e instanceof Error ? e.message : String(e)}`;
+          }
+        } }, "Approve with edits")));
+    }
+    if (d.platform === "molecule") {
+      actions.append(h("p", { class: "hint" }, "Molecule AI keeps no comments: yours stays in Countersign's history."));
+    }
+  }
+
+  const decisions = d.decisions.length
+    ? h("div", { class: "decisions" }, h("h3", {}, "Decisions"),
+        ...d.decisions.map((x) => h("div", { class: "decision" },
+          badge(x.outcome, x.outcome === "deny" ? "bad" : "good"), " by ", x.decided_by, " · ", when(x.decided_at), " · ",
+          badge(x.delivery, x.delivery === "confirmed" ? "good" : x.delivery === "failed" ? "bad" : "warn"),
+          x.error ? h("span", { class: "error" }, ` ${x.error}`) : null,
+          x.comment ? h("div", { class: "comment" }, x.comment) : null)))
+    : null;
+
+  return h(
+    "article",
+    { class: "detail-body", "data-testid": "detail" },
+    h("header", {},
+      h("h2", { "data-testid": "detail-title" }, d.title || d.action || "(untitled request)"),
+      h("div", { class: "sub" },
+        badge(d.status, pending ? "warn" : d.status === "approved" ? "good" : d.status === "denied" ? "bad" : "muted"),
+        h("span", {}, `${d.agent ?? "unknown agent"} · ${d.account} (${d.platform})`),
+        d.deadline && pending ? h("span", { class: "countdown", "data-deadline": d.deadline }, countdown(d.deadline)) : null)),
+    d.description ? h("section", { class: "reason" }, h("h3", {}, "Reason"), h("p", { "data-testid": "detail-reason" }, d.description)) : null,
+    h("section", { class: "facts" },
+      field("Action", d.action),
+      field("Kind", words(d.kind)),
+      field("Tier / risk", d.tier),
+      field("Requested", `${when(d.created_at)} (${age(d.created_at)} ago)`),
+      field("Deadline", d.deadline ? when(d.deadline) : null),
+      field("Decided by", d.decided_by),
+      field("Outcome", d.outcome),
+      field("Comment", d.comment),
+      field("Remote id", d.remote_id),
+      field("Link", d.link)),
+    h("section", {}, h("div", { class: "section-head" }, h("h3", {}, "Arguments"), toggle), argsBox),
+    decisions,
+    actions,
+  );
+}

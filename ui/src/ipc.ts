@@ -1,0 +1,72 @@
+// The one typed door to the Rust side. Command names and argument shapes
+// are checked against the generated bindings, so a typo is a compile error.
+
+import type { AccountView } from "./bindings/AccountView";
+import type { Activity } from "./bindings/Activity";
+import type { AccountForm } from "./bindings/AccountForm";
+import type { AppStatus } from "./bindings/AppStatus";
+import type { Changes } from "./bindings/Changes";
+import type { DecideArgs } from "./bindings/DecideArgs";
+import type { DecideResult } from "./bindings/DecideResult";
+import type { HistoryFilter } from "./bindings/HistoryFilter";
+import type { IpcError } from "./bindings/IpcError";
+import type { PendingFilter } from "./bindings/PendingFilter";
+import type { Prefs } from "./bindings/Prefs";
+import type { RequestDetail } from "./bindings/RequestDetail";
+import type { RequestView } from "./bindings/RequestView";
+
+interface Commands {
+  pending: { args: { filter: PendingFilter }; result: RequestView[] };
+  detail: { args: { id: number }; result: RequestDetail };
+  decide: { args: { args: DecideArgs }; result: DecideResult[] };
+  history: { args: { filter: HistoryFilter }; result: RequestView[] };
+  activity: { args: { limit?: number }; result: Activity[] };
+  mark_activity_read: { args: { id: number }; result: boolean };
+  accounts: { args: Record<string, never>; result: AccountView[] };
+  save_account: { args: { form: AccountForm }; result: AccountView };
+  remove_account: { args: { name: string }; result: null };
+  retry_account: { args: { id: number }; result: boolean };
+  prefs: { args: Record<string, never>; result: Prefs };
+  set_prefs: { args: { prefs: Prefs }; result: Prefs };
+  status: { args: Record<string, never>; result: AppStatus };
+}
+
+interface Events {
+  "inbox-changed": Changes;
+  "open-request": number;
+}
+
+interface TauriGlobal {
+  core: { invoke(cmd: string, args?: unknown): Promise<unknown> };
+  event: {
+    listen(event: string, handler: (e: { payload: unknown }) => void): Promise<() => void>;
+  };
+}
+
+function tauri(): TauriGlobal {
+  const t = (window as unknown as { __TAURI__?: TauriGlobal }).__TAURI__;
+  if (!t) throw new Error("not running inside the Countersign app");
+  return t;
+}
+
+export function isIpcError(e: unknown): e is IpcError {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+/** The message of anything a command threw. */
+export function errorText(e: unknown): string {
+  if (isIpcError(e)) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export function call<K extends keyof Commands>(
+  cmd: K,
+  args: Commands[K]["args"],
+): Promise<Commands[K]["result"]> {
+  return tauri().core.invoke(cmd, args) as Promise<Commands[K]["result"]>;
+}
+
+export function on<K extends keyof Events>(event: K, handler: (payload: Events[K]) => void): void {
+  void tauri().event.listen(event, (e) => handler(e.payload as Events[K]));
+}

@@ -1,0 +1,514 @@
+// Countersign's window: navigation, the four views, keyboard triage, and
+// live updates from the Rust side (batched `inbox-changed` events).
+
+import { call, errorText, on } from "./ipc";
+import { byId, clear, h } from "./dom";
+import { age, countdown, urgent, when, words } from "./format";
+import { renderDetail, type DecideInput } from "./detail";
+import { raw } from "./json";
+import { app, type View } from "./store";
+import { VirtualList } from "./virtual";
+import { renderAccounts } from "./accounts";
+import type { Changes } from "./bindings/Changes";
+import type { Outcome } from "./bindings/Outcome";
+import type { RequestView } from "./bindings/RequestView";
+
+const ROW_HEIGHT = 58;
+const main = byId<HTMLElement>("main");
+let list: VirtualList | null = null;
+let detailTimer = 0;
+
+// ---------- toasts ----------
+
+export function toast(text: string, kind: "ok" | "warn" | "error" = "ok"): void {
+  const t = h("div", { class: `toast ${kind}`, role: "status", "data-testid": "toast" }, text);
+  t.addEventListener("click", () => t.remove());
+  byId("toasts").append(t);
+  if (kind !== "error") setTimeout(() => t.remove(), 6000);
+}
+
+// ---------- navigation ----------
+
+function renderNav(): void {
+  const nav = byId<HTMLElement>("nav");
+  const item = (view: View, label: string, key: string, count?: number) =>
+    h("button", {
+      class: `nav-item${app.view === view ? " active" : ""}`,
+      type: "button",
+      "data-testid": `nav-${view}`,
+      title: `g ${key}`,
+      onclick: () => show(view),
+    }, h("span", {}, label), count ? h("span", { class: "count", "data-testid": `count-${view}` }, String(count)) : null);
+  const unread = app.activity.filter((a) => !a.read).length;
+  const troubled = app.accounts.filter((a) => a.state === "auth_failed" || a.state === "backing_off");
+  nav.replaceChildren(
+    h("div", { class: "brand" }, h("img", { class: "logo", title: "Countersign" }), "Countersign"),
+    item("inbox", "Inbox", "i", app.pending.length),
+    item("activity", "Activity", "a", unread),
+    item("history", "History", "h"),
+    item("accounts", "Accounts", "s"),
+    h("div", { class: "spacer" }),
+    h("label", { class: "toggle" },
+      h("input", { type: "checkbox", checked: app.prefs.dnd, "data-testid": "dnd",
+        onchange: (e) => void setPrefs({ ...app.prefs, dnd: (e.target as HTMLInputElement).checked }) }),
+      "Do not disturb"),
+    h("label", { class: "toggle" },
+      h("input", { type: "checkbox", checked: app.prefs.notify_activity,
+        onchange: (e) => void setPrefs({ ...app.prefs, notify_activity: (e.target as HTMLInputElement).checked }) }),
+      "Notify for activity"),
+    h("div", { class: "health-summary", "data-testid": "health-summary" },
+      app.accounts.length === 0
+        ? "No accounts"
+        : troubled.length
+          ? h("span", { class: "bad" }, `${troubled.length} of ${app.accounts.length} accounts need attention`)
+          : `${app.accounts.length} account${app.accounts.length === 1 ? "" : "s"} · all good`),
+    h("button", { class: "link shortcuts-link", type: "button", onclick: showShortcuts }, "Keyboard shortcuts  ?"),
+  );
+  const logo = nav.querySelector<HTMLImageElement>("img.logo");
+  if (logo) logo.src = "icon.png";
+}
+
+async function setPrefs(prefs: typeof app.prefs): Promise<void> {
+  try {
+    app.prefs = await call("set_prefs", { prefs });
+    toast(prefs.dnd ? "Notifications paused" : "Notifications on");
+  } catch (e) {
+    toast(errorText(e), "error");
+  }
+  renderNav();
+}
+
+export function show(view: View): void {
+  app.view = view;
+  app.cursor = 0;
+  app.detail = null;
+  renderNav();
+  render();
+  void reload({ requests: true, activity: view === "activity", accounts: view === "accounts", pending: 0 });
+}
+
+// ---------- views ----------
+
+function render(): void {
+  list = null;
+  clear(main);
+  switch (app.view) {
+    case "inbox":
+      renderInbox();
+      break;
+    case "history":
+      renderHistory();
+      break;
+    case "activity":
+      renderActivity();
+      break;
+    case "accounts":
+      main.append(renderAccounts(() => void reload({ requests: false, activity: false, accounts: true, pending: 0 })));
+      break;
+  }
+}
+
+/** The requests the inbox shows, after the local filters. */
+function visiblePending(): RequestView[] {
+  const f = app.filter;
+  return app.pending.filter((r) =>
+    (!f.account || r.account === f.account) &&
+    (!f.platform || r.platform === f.platform) &&
+    (!f.kind || r.kind === f.kind) &&
+    (!f.agent || r.agent === f.agent));
+}
+
+function select(label: string, key: "account" | "platform" | "kind" | "agent", values: string[]): HTMLElement {
+  const sel = h("select", { "aria-label": label, "data-testid": `filter-${key}`,
+    onchange: (e) => { app.filter[key] = (e.target as HTMLSelectElement).value; app.cursor = 0; refreshInbox(); } },
+    h("option", { value: "" }, `All ${label}s`),
+    ...[...new Set(values)].sort().map((v) => h("option", { value: v }, words(v))));
+  (sel as HTMLSelectElement).value = app.filter[key];
+  return sel;
+}
+
+function renderInbox(): void {
+  if (app.accounts.length === 0) {
+    main.append(h("div", { class: "empty" },
+      h("h2", {}, "Welcome to Countersign"),
+      h("p", {}, "Add the agent platforms you review for. Their pending approvals show up here, live."),
+      h("button", { class: "primary", type: "button", "data-testid": "add-first-account", onclick: () => show("accounts") }, "Add an account")));
+    return;
+  }
+  const search = h("input", { id: "search", type: "search", placeholder: "Filter requests  /", value: app.filter.search,
+    "data-testid": "search", autocomplete: "off",
+    oninput: (e) => { app.filter.search = (e.target as HTMLInputElement).value; app.cursor = 0; void loadPending(); } });
+  const bulk = h("div", { class: "bulk", id: "bulk" });
+  main.append(
+    h("div", { class: "toolbar" }, search,
+      select("account", "account", app.pending.map((r) => r.account)),
+      select("platform", "platform", app.pending.map((r) => r.platform)),
+      select("kind", "kind", app.pending.map((r) => r.kind)),
+      select("agent", "agent", app.pending.flatMap((r) => (r.agent ? [r.agent] : []))),
+      bulk),
+    h("div", { class: "split" },
+      h("div", { class: "list", id: "list", "data-testid": "inbox-list", tabindex: "-1" }),
+      h("section", { class: "detail", id: "detail" })),
+  );
+  list = new VirtualList(byId("list"), ROW_HEIGHT, (i) => requestRow(visiblePending()[i], i));
+  refreshInbox();
+}
+
+function requestRow(r: RequestView | undefined, i: number): HTMLElement {
+  if (!r) return h("div");
+  const checked = app.checked.has(r.id);
+  return h("div", {
+    class: `row${i === app.cursor ? " current" : ""}${checked ? " checked" : ""}${app.sending.has(r.id) ? " sending" : ""}`,
+    "data-testid": "request-row",
+    onclick: (e) => {
+      if ((e.target as HTMLElement).tagName === "INPUT") return;
+      app.cursor = i;
+      refreshInbox();
+    },
+  },
+  h("input", { type: "checkbox", checked, "aria-label": "Select for a bulk decision", title: "x",
+    onchange: () => { toggleCheck(r.id); } }),
+  h("div", { class: "row-main" },
+    h("div", { class: "row-title", "data-testid": "row-title" }, r.title || r.action),
+    h("div", { class: "row-sub" },
+      h("span", { class: `platform p-${r.platform}` }, r.platform),
+      h("span", {}, r.account),
+      h("span", { class: "agent" }, r.agent ?? ""),
+      r.kind !== "approval" ? h("span", { class: "badge muted" }, words(r.kind)) : null)),
+  h("div", { class: "row-time" },
+    h("span", { class: "age", title: when(r.created_at), "data-created": r.created_at }, age(r.created_at)),
+    r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null));
+}
+
+function toggleCheck(id: number): void {
+  if (app.checked.has(id)) app.checked.delete(id);
+  else app.checked.add(id);
+  refreshInbox();
+}
+
+function refreshInbox(): void {
+  if (app.view !== "inbox" || !list) return;
+  const rows = visiblePending();
+  app.cursor = Math.min(app.cursor, Math.max(0, rows.length - 1));
+  for (const id of [...app.checked]) if (!rows.some((r) => r.id === id)) app.checked.delete(id);
+  list.setCount(rows.length);
+  list.container.querySelector(".inbox-empty")?.remove();
+  if (rows.length === 0) {
+    list.container.append(h("div", { class: "empty small inbox-empty", "data-testid": "inbox-empty" },
+      app.pending.length ? "Nothing matches these filters." : "Inbox zero. New requests appear here as agents ask."));
+  }
+  const bulk = document.getElementById("bulk");
+  if (bulk) {
+    bulk.replaceChildren(...(app.checked.size
+      ? [h("span", {}, `${app.checked.size} selected`),
+         h("button", { class: "approve", type: "button", "data-testid": "bulk-approve", onclick: () => void decideSelected("approve") }, "Approve all"),
+         h("button", { class: "deny", type: "button", "data-testid": "bulk-deny", onclick: () => void decideSelected("deny") }, "Deny all"),
+         h("button", { class: "link", type: "button", onclick: () => { app.checked.clear(); refreshInbox(); } }, "Clear")]
+      : [h("span", { class: "muted" }, `${rows.length} pending`)]));
+  }
+  list.reveal(app.cursor);
+  scheduleDetail(rows[app.cursor]?.id ?? null);
+}
+
+function scheduleDetail(id: number | null): void {
+  window.clearTimeout(detailTimer);
+  const pane = document.getElementById("detail");
+  if (!pane) return;
+  if (id === null) {
+    app.detail = null;
+    pane.replaceChildren(h("div", { class: "empty small" }, "Select a request to see everything the agent sent."));
+    return;
+  }
+  if (app.detail?.id === id) {
+    paintDetail();
+    return;
+  }
+  detailTimer = window.setTimeout(async () => {
+    try {
+      app.detail = await call("detail", { id });
+      paintDetail();
+    } catch (e) {
+      pane.replaceChildren(h("div", { class: "empty small error" }, errorText(e)));
+    }
+  }, 40);
+}
+
+function paintDetail(): void {
+  const pane = document.getElementById("detail");
+  const d = app.detail;
+  if (!pane || !d) return;
+  const focused = document.activeElement?.id === "comment";
+  const text = (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "";
+  pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input)));
+  const comment = document.getElementById("comment") as HTMLTextAreaElement | null;
+  if (comment && text) comment.value = text;
+  if (comment && focused) comment.focus();
+}
+
+// ---------- deciding ----------
+
+async function decide(ids: number[], input: DecideInput): Promise<void> {
+  const todo = ids.filter((id) => !app.sending.has(id));
+  if (!todo.length) return;
+  todo.forEach((id) => app.sending.add(id));
+  refreshInbox();
+  const verb = input.outcome === "deny" ? "Denied" : input.outcome === "respond" ? "Answered" : "Approved";
+  try {
+    const results = await call("decide", { args: { ids: todo, ...input, comment: input.comment || undefined } });
+    const failed = results.filter((r) => r.delivery === null || r.delivery === "failed");
+    const queued = results.filter((r) => r.delivery === "queued" || r.delivery === "sent");
+    const done = results.length - failed.length - queued.length;
+    if (done) toast(`${verb} ${done === 1 ? "the request" : `${done} requests`}: delivered`);
+    if (queued.length) toast(`${verb}, but not delivered yet (${queued[0]?.error ?? "platform unreachable"}). Countersign will retry.`, "warn");
+    for (const f of failed) toast(`Request ${f.id}: ${f.error ?? "refused"}`, "error");
+  } catch (e) {
+    toast(errorText(e), "error");
+  } finally {
+    todo.forEach((id) => { app.sending.delete(id); app.checked.delete(id); });
+    await reload({ requests: true, activity: false, accounts: false, pending: 0 });
+  }
+}
+
+async function decideSelected(outcome: Outcome): Promise<void> {
+  const rows = visiblePending();
+  const ids = app.checked.size ? [...app.checked] : rows[app.cursor] ? [rows[app.cursor]!.id] : [];
+  if (!ids.length) return;
+  const comment = (document.getElementById("comment") as HTMLTextAreaElement | null)?.value.trim() ?? "";
+  await decide(ids, { outcome, comment });
+}
+
+// ---------- history ----------
+
+function renderHistory(): void {
+  const search = h("input", { id: "search", type: "search", placeholder: "Search all history  /", value: app.historyFilter.search,
+    "data-testid": "history-search", autocomplete: "off",
+    oninput: (e) => { app.historyFilter.search = (e.target as HTMLInputElement).value; void loadHistory(); } });
+  const status = h("select", { "aria-label": "status", onchange: (e) => { app.historyFilter.status = (e.target as HTMLSelectElement).value; void loadHistory(); } },
+    h("option", { value: "" }, "Every outcome"),
+    ...["approved", "denied", "expired", "resolved_elsewhere", "cancelled"].map((s) => h("option", { value: s }, words(s))));
+  (status as HTMLSelectElement).value = app.historyFilter.status;
+  main.append(
+    h("div", { class: "toolbar" }, search, status, h("span", { class: "muted" }, "Stored locally: browsable offline")),
+    h("div", { class: "split" }, h("div", { class: "list table", id: "history-list", "data-testid": "history-list" }), h("section", { class: "detail", id: "detail" })));
+  paintHistory();
+}
+
+function paintHistory(): void {
+  const box = document.getElementById("history-list");
+  if (!box) return;
+  app.cursor = Math.min(app.cursor, Math.max(0, app.history.length - 1));
+  box.replaceChildren(...(app.history.length ? app.history.map((r, i) => h("div", {
+    class: `hrow${i === app.cursor ? " current" : ""}`, "data-testid": "history-row",
+    onclick: () => { app.cursor = i; paintHistory(); } },
+    h("span", { class: `badge ${r.status === "approved" ? "good" : r.status === "denied" ? "bad" : "muted"}` }, words(r.status)),
+    h("div", { class: "row-main" },
+      h("div", { class: "row-title" }, r.title || r.action),
+      h("div", { class: "row-sub" },
+        h("span", { class: `platform p-${r.platform}` }, r.platform), h("span", {}, r.account), h("span", { class: "agent" }, r.agent ?? ""),
+        r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,
+        r.comment ? h("span", { class: "comment" }, `“${r.comment}”`) : null)),
+    h("div", { class: "row-time" }, h("span", {}, when(r.decided_at ?? r.created_at)),
+      r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null)))
+    : [h("div", { class: "empty small" }, app.historyFilter.search ? "No decision matches that search." : "Decided and expired requests are kept here.")]));
+  box.querySelector(".current")?.scrollIntoView({ block: "nearest" });
+  scheduleDetail(app.history[app.cursor]?.id ?? null);
+}
+
+// ---------- activity ----------
+
+function renderActivity(): void {
+  main.append(
+    h("div", { class: "toolbar" }, h("span", { class: "muted" }, "What agents did and reported (L2), and platform alerts. Nothing here waits for you.")),
+    h("div", { class: "list table", id: "activity-list", "data-testid": "activity-list" }));
+  paintActivity();
+}
+
+function paintActivity(): void {
+  const box = document.getElementById("activity-list");
+  if (!box) return;
+  app.cursor = Math.min(app.cursor, Math.max(0, app.activity.length - 1));
+  box.replaceChildren(...(app.activity.length ? app.activity.map((a, i) => {
+    const current = i === app.cursor;
+    return h("div", { class: `arow${current ? " current" : ""}${a.read ? "" : " unread"}`, "data-testid": "activity-row",
+      onclick: () => { app.cursor = i; paintActivity(); } },
+      h("div", { class: "row-main" },
+        h("div", { class: "row-title" }, a.title),
+        h("div", { class: "row-sub" }, h("span", { class: `platform p-${a.platform}` }, a.platform), h("span", {}, a.account),
+          h("span", { class: "agent" }, a.agent ?? ""), h("span", { class: "badge muted" }, words(a.event_type.toLowerCase()))),
+        current ? raw(a.details) : null),
+      h("div", { class: "row-time" }, h("span", { title: when(a.occurred_at) }, `${age(a.occurred_at)} ago`)));
+  }) : [h("div", { class: "empty small" }, "No activity yet.")]));
+  const current = app.activity[app.cursor];
+  if (current && !current.read) {
+    current.read = true;
+    void call("mark_activity_read", { id: current.id }).then(renderNav);
+  }
+  box.querySelector(".current")?.scrollIntoView({ block: "nearest" });
+}
+
+// ---------- loading ----------
+
+async function loadPending(): Promise<void> {
+  const keep = visiblePending()[app.cursor]?.id;
+  app.pending = await call("pending", { filter: { search: app.filter.search || undefined } });
+  const idx = visiblePending().findIndex((r) => r.id === keep);
+  if (idx >= 0) app.cursor = idx;
+  if (app.detail && !app.pending.some((r) => r.id === app.detail?.id)) app.detail = null;
+  refreshInbox();
+}
+
+async function loadHistory(): Promise<void> {
+  app.history = await call("history", { filter: {
+    search: app.historyFilter.search || undefined,
+    status: (app.historyFilter.status || undefined) as RequestView["status"] | undefined,
+  } });
+  app.detail = null;
+  if (app.view === "history") paintHistory();
+}
+
+async function reload(changes: Changes): Promise<void> {
+  try {
+    const jobs: Promise<unknown>[] = [];
+    if (changes.accounts || app.accounts.length === 0) {
+      jobs.push(call("accounts", {}).then((a) => { app.accounts = a; }));
+    }
+    if (changes.activity || app.view === "activity") {
+      jobs.push(call("activity", { limit: 500 }).then((a) => { app.activity = a; }));
+    }
+    await Promise.all(jobs);
+    if (changes.requests) {
+      if (app.view === "inbox" && !list) render();
+      await loadPending();
+      if (app.view === "history") await loadHistory();
+    }
+    if (app.view === "activity") paintActivity();
+    if (app.view === "accounts" && changes.accounts) render();
+    renderNav();
+  } catch (e) {
+    toast(errorText(e), "error");
+  }
+}
+
+// ---------- keyboard ----------
+
+function showShortcuts(): void {
+  const overlay = byId<HTMLElement>("overlay");
+  const row = (k: string, what: string) => h("tr", {}, h("td", {}, h("kbd", {}, k)), h("td", {}, what));
+  overlay.replaceChildren(h("div", { class: "dialog", role: "dialog", "aria-label": "Keyboard shortcuts", "data-testid": "shortcuts" },
+    h("h2", {}, "Keyboard shortcuts"),
+    h("table", {},
+      row("j / k", "next / previous"), row("a", "approve (the selected ones, or this one)"), row("d", "deny"),
+      row("c", "comment"), row("Ctrl+Enter", "approve with the comment"), row("x", "select for a bulk decision"),
+      row("/", "search"), row("g i", "inbox"), row("g a", "activity"), row("g h", "history"), row("g s", "accounts"),
+      row("Esc", "leave a field or close this"), row("?", "this list")),
+    h("button", { type: "button", onclick: hideOverlay }, "Close")));
+  overlay.hidden = false;
+}
+
+function hideOverlay(): void {
+  byId<HTMLElement>("overlay").hidden = true;
+}
+
+let pendingG = 0;
+
+function move(by: number): void {
+  const n = app.view === "inbox" ? visiblePending().length : app.view === "history" ? app.history.length : app.activity.length;
+  if (!n) return;
+  app.cursor = Math.max(0, Math.min(n - 1, app.cursor + by));
+  if (app.view === "inbox") refreshInbox();
+  else if (app.view === "history") paintHistory();
+  else if (app.view === "activity") paintActivity();
+}
+
+document.addEventListener("keydown", (e) => {
+  const target = e.target as HTMLElement;
+  const typing = target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT";
+  if (e.key === "Escape") {
+    hideOverlay();
+    if (typing) target.blur();
+    return;
+  }
+  if (typing) {
+    if (target.id === "comment" && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      void decideSelected("approve");
+    }
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (pendingG && Date.now() - pendingG < 1500) {
+    pendingG = 0;
+    const views: Record<string, View> = { i: "inbox", a: "activity", h: "history", s: "accounts" };
+    const view = views[e.key];
+    if (view) {
+      e.preventDefault();
+      show(view);
+    }
+    return;
+  }
+  switch (e.key) {
+    case "g": pendingG = Date.now(); break;
+    case "j": case "ArrowDown": e.preventDefault(); move(1); break;
+    case "k": case "ArrowUp": e.preventDefault(); move(-1); break;
+    case "a": if (app.view === "inbox") void decideSelected("approve"); break;
+    case "d": if (app.view === "inbox") void decideSelected("deny"); break;
+    case "x": {
+      const r = visiblePending()[app.cursor];
+      if (app.view === "inbox" && r) toggleCheck(r.id);
+      break;
+    }
+    case "c": {
+      const c = document.getElementById("comment");
+      if (c) { e.preventDefault(); c.focus(); }
+      break;
+    }
+    case "/": {
+      const s = document.getElementById("search");
+      if (s) { e.preventDefault(); s.focus(); }
+      break;
+    }
+    case "?": showShortcuts(); break;
+  }
+});
+
+// ---------- live ----------
+
+setInterval(() => {
+  const now = Date.now();
+  document.querySelectorAll<HTMLElement>("[data-deadline]").forEach((el) => {
+    const d = el.dataset.deadline ?? null;
+    el.textContent = countdown(d, now);
+    el.classList.toggle("urgent", urgent(d, now));
+  });
+  document.querySelectorAll<HTMLElement>("[data-created]").forEach((el) => {
+    el.textContent = age(el.dataset.created ?? "", now);
+  });
+}, 1000);
+
+on("inbox-changed", (changes) => void reload(changes));
+on("open-request", (id) => {
+  app.view = "inbox";
+  render();
+  void loadPending().then(() => {
+    const idx = visiblePending().findIndex((r) => r.id === id);
+    if (idx >= 0) {
+      app.cursor = idx;
+      refreshInbox();
+    }
+  });
+});
+
+async function start(): Promise<void> {
+  try {
+    app.prefs = await call("prefs", {});
+    app.accounts = await call("accounts", {});
+  } catch (e) {
+    toast(errorText(e), "error");
+  }
+  if (app.accounts.length === 0) app.view = "accounts";
+  renderNav();
+  render();
+  await reload({ requests: true, activity: true, accounts: false, pending: 0 });
+}
+
+void start();

@@ -1,0 +1,27 @@
+// The UI's state: what is loaded, what is selected, which view shows.
+
+import type { AccountView } from "./bindings/AccountView";
+import type { Activity } from "./bindings/Activity";
+import type { Prefs } from "./bindings/Prefs";
+import type { RequestDetail } from "./bindings/RequestDetail";
+import type { RequestView } from "./bindings/RequestView";
+
+export type View = "inbox" | "activity" | "history" | "accounts";
+
+export const app = {
+  view: "inbox" as View,
+  pending: [] as RequestView[],
+  history: [] as RequestView[],
+  activity: [] as Activity[],
+  accounts: [] as AccountView[],
+  prefs: { dnd: false, notify_activity: false } as Prefs,
+  /** Index into the visible list of the current view. */
+  cursor: 0,
+  /** Requests ticked for a bulk decision. */
+  checked: new Set<number>(),
+  /** Requests whose decision is on its way. */
+  sending: new Set<number>(),
+  detail: null as RequestDetail | null,
+  filter: { search: "", account: "", platform: "", kind: "", agent: "" },
+  historyFilter: { search: "", status: "" },
+};
