@@ -100,8 +100,20 @@ impl FakeMolecule {
     /// Creates an approval the way an agent does (`POST …/approvals`),
     /// emitting APPROVAL_REQUESTED (and ESCALATED to a parent). Returns its id.
     pub fn create_approval(&self, workspace_id: &str, action: &str, reason: &str) -> String {
+        self.create_task_approval(workspace_id, action, reason, "")
+    }
+
+    /// [`Self::create_approval`] with a `task_id`, the one argument-like
+    /// field Molecule approvals carry.
+    pub fn create_task_approval(
+        &self,
+        workspace_id: &str,
+        action: &str,
+        reason: &str,
+        task_id: &str,
+    ) -> String {
         self.shared
-            .create_approval(workspace_id, action, reason, "")
+            .create_approval(workspace_id, action, reason, task_id)
             .expect("workspace exists")
     }
 

@@ -1,0 +1,285 @@
+//! A private desktop for one end-to-end test: its own X server (Xvfb), its
+//! own D-Bus session with a notification server (dunst), a bus recorder
+//! (dbus-monitor) and a keychain (gnome-keyring), its own data dir and HOME,
+//! and the real Countersign binary driven through tauri-driver and
+//! WebKitWebDriver. Nothing touches the user's display, bus, keyring or data.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub struct Desktop {
+    pub client: Client,
+    pub data: TempDir,
+    _home: TempDir,
+    pub bus_log: PathBuf,
+    children: Vec<(&'static str, Child)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(name: &'static str, cmd: &mut Command) -> (&'static str, Child) {
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name} ({e}); scripts/setup.sh installs it"));
+    (name, child)
+}
+
+/// An X display number nobody uses.
+fn free_display() -> u32 {
+    (0..400)
+        .map(|i| 100 + (std::process::id() + i * 7) % 800)
+        .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .expect("a free X display")
+}
+
+async fn eventually_true(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+impl Desktop {
+    /// Starts everything. `prepare` may fill the data dir before the app starts.
+    pub async fn launch(prepare: impl FnOnce(&Path)) -> Desktop {
+        let data = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        prepare(data.path());
+        let mut children = Vec::new();
+
+        let display = free_display();
+        let display_env = format!(":{display}");
+        children.push(spawn(
+            "Xvfb",
+            Command::new("Xvfb")
+                .args([
+                    &display_env,
+                    "-screen",
+                    "0",
+                    "1280x860x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ));
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
+        eventually_true("Xvfb", || socket.exists()).await;
+
+        let (name, mut bus) = spawn(
+            "dbus-daemon",
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--print-address=1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let mut address = String::new();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_owned();
+        children.push((name, bus));
+
+        let env = |cmd: &mut Command| {
+            cmd.env("DISPLAY", &display_env)
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("HOME", home.path())
+                .env("XDG_RUNTIME_DIR", home.path())
+                .env("XDG_DATA_HOME", home.path().join("data"))
+                .env("XDG_CONFIG_HOME", home.path().join("config"))
+                .env("COUNTERSIGN_DATA_DIR", data.path())
+                .env_remove("WAYLAND_DISPLAY");
+        };
+
+        let mut keyring = Command::new("sh");
+        keyring
+            .args([
+                "-c",
+                "echo -n pw | gnome-keyring-daemon --unlock --components=secrets",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        env(&mut keyring);
+        let status = keyring
+            .status()
+            .expect("gnome-keyring-daemon (scripts/setup.sh)");
+        assert!(status.success(), "the test keyring did not start");
+
+        let mut dunst = Command::new("dunst");
+        dunst.stdout(Stdio::null()).stderr(Stdio::null());
+        env(&mut dunst);
+        children.push(spawn("dunst", &mut dunst));
+
+        let bus_log = home.path().join("bus.log");
+        let mut monitor = Command::new("dbus-monitor");
+        monitor
+            .args([
+                "--address",
+                &address,
+                "interface='org.freedesktop.Notifications'",
+            ])
+            .stdout(std::fs::File::create(&bus_log).unwrap())
+            .stderr(Stdio::null());
+        children.push(spawn("dbus-monitor", &mut monitor));
+
+        let port = free_port();
+        let mut driver = Command::new("tauri-driver");
+        driver
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &free_port().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        env(&mut driver);
+        children.push(spawn("tauri-driver", &mut driver));
+        eventually_true("tauri-driver", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            json!({"application": env!("CARGO_BIN_EXE_countersign-desktop")}),
+        );
+        // Both of rustls' crypto back ends are in the tree; pick one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a WebDriver session with the app");
+        Desktop {
+            client,
+            data,
+            _home: home,
+            bus_log,
+            children,
+        }
+    }
+
+    /// Runs JavaScript in the window and returns its value.
+    pub async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("script runs")
+    }
+
+    /// Calls a Countersign command as the UI does.
+    pub async fn invoke(&self, cmd: &str) -> Value {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI__.core.invoke('{cmd}').then(done, (e) => done({{error: e}}));"
+        );
+        self.client
+            .execute_async(&script, vec![])
+            .await
+            .expect("command runs")
+    }
+
+    /// Polls `check` (a JavaScript expression) until it is truthy.
+    pub async fn until(&self, what: &str, check: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.js(&format!("return ({check});")).await;
+            if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        el.clear().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    /// Presses keys the way a person does, on whatever has focus.
+    pub async fn keys(&self, keys: &str) {
+        let body = self.client.find(Locator::Css("#main")).await.unwrap();
+        body.send_keys(keys).await.unwrap();
+    }
+
+    pub fn bus(&self) -> String {
+        std::fs::read_to_string(&self.bus_log).unwrap_or_default()
+    }
+
+    /// Saves a screenshot when `COUNTERSIGN_SHOTS` names a folder.
+    pub async fn shot(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("COUNTERSIGN_SHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        self.stop_children();
+    }
+
+    fn stop_children(&mut self) {
+        // SIGTERM, not SIGKILL: tauri-driver must take WebKitWebDriver down with it.
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for (_, child) in self.children.iter_mut().rev() {
+            for _ in 0..50 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        self.stop_children();
+    }
+}

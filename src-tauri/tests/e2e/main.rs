@@ -1,0 +1,353 @@
+//! End to end through the real desktop app, as a reviewer uses it: a
+//! private X display and D-Bus (see `harness`), the fake Molecule AI server,
+//! and the built `countersign-desktop` driven over WebDriver.
+//!
+//! Set `COUNTERSIGN_SHOTS=docs/screenshots` to save the views as PNGs.
+
+mod harness;
+
+use countersign_fakes::molecule::{Config, FakeMolecule};
+use harness::Desktop;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "e2e-admin-token-7f3a";
+const SECOND: Duration = Duration::from_secs(1);
+const PATIENT: Duration = Duration::from_secs(20);
+
+fn rows(kind: &str) -> String {
+    format!("document.querySelectorAll('[data-testid={kind}]').length")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_triages_live_requests_from_the_app() {
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    let app = Desktop::launch(|_| {}).await;
+
+    // A new user lands on the account form and adds the fake platform.
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=account-name]", "prod").await;
+    app.type_into("[data-testid=account-url]", &fake.url())
+        .await;
+    app.type_into("[data-testid=account-token]", TOKEN).await;
+    app.type_into("[data-testid=account-reviewer]", "dana")
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account is connected",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'connected')",
+        PATIENT,
+    )
+    .await;
+    app.shot("accounts").await;
+    let account_file = std::fs::read(app.data.path().join("countersign.sqlite3")).unwrap();
+    assert!(
+        !account_file
+            .windows(TOKEN.len())
+            .any(|w| w == TOKEN.as_bytes()),
+        "the token went to the keychain, not the database"
+    );
+    assert!(
+        !app.data.path().join("secrets.json").exists(),
+        "no file store was needed"
+    );
+
+    // A request created on the platform appears without any user action.
+    app.keys("gi").await;
+    app.until(
+        "the inbox",
+        "document.querySelector('[data-testid=inbox-list]')",
+        PATIENT,
+    )
+    .await;
+    let hostile_action = "<img src=x onerror=\"window.__pwned=1\">";
+    let hostile_reason = "<script>window.__pwned=2</script> please";
+    let hostile_task = "<img src=y onerror=window.__pwned=3>TASK-SECRET-ARG";
+    let created = Instant::now();
+    let first = fake.create_task_approval(&ws, hostile_action, hostile_reason, hostile_task);
+    app.until(
+        "the request shows",
+        &format!("{} === 1", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    let latency = created.elapsed();
+    assert!(
+        latency < SECOND,
+        "a pushed request must show within a second; took {latency:?}"
+    );
+
+    // Agent text is text: shown literally, never run or parsed as HTML.
+    app.until(
+        "its detail",
+        "document.querySelector('[data-testid=detail-title]')",
+        PATIENT,
+    )
+    .await;
+    let shown = app
+        .js(
+            "return [document.querySelector('[data-testid=row-title]').textContent,
+                     document.querySelector('[data-testid=detail-title]').textContent,
+                     document.querySelector('[data-testid=detail-reason]').textContent,
+                     document.querySelector('[data-testid=args-tree]').textContent]",
+        )
+        .await;
+    assert_eq!(
+        shown[0], hostile_action,
+        "the row shows the action as typed"
+    );
+    assert_eq!(shown[1], hostile_action, "so does the detail title");
+    assert_eq!(shown[2], hostile_reason, "and the reason");
+    assert!(
+        shown[3].as_str().unwrap().contains(hostile_task),
+        "the arguments tree holds the literal task id"
+    );
+    let injected = app
+        .js("return {pwned: window.__pwned ?? null,
+                     foreignImages: document.querySelectorAll('img:not(.logo)').length,
+                     scripts: document.querySelectorAll('script').length}")
+        .await;
+    assert_eq!(
+        injected,
+        json!({"pwned": null, "foreignImages": 0, "scripts": 1}),
+        "nothing the agent wrote ran"
+    );
+    app.click("[data-testid=toggle-raw]").await;
+    let raw = app
+        .js("return document.querySelector('[data-testid=raw-json]').textContent")
+        .await;
+    assert!(
+        raw.as_str().unwrap().contains(hostile_task),
+        "the raw JSON is shown as text too"
+    );
+    app.shot("detail").await;
+
+    // The tray shows what the inbox shows.
+    let status = app.invoke("status").await;
+    assert_eq!(status["pending"], 1);
+    assert_eq!(
+        status["tray"], "Countersign — 1 pending request",
+        "the tray count equals the pending count"
+    );
+
+    // Approve with the keyboard; the decision reaches the platform.
+    app.keys("a").await;
+    let mut waited = 0;
+    while fake.received_decisions().is_empty() && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let received = fake.received_decisions();
+    assert_eq!(received.len(), 1, "pressing `a` sent one decision");
+    assert_eq!(received[0].approval_id, first);
+    assert_eq!(received[0].workspace_id, ws);
+    assert_eq!(
+        received[0].body,
+        json!({"decision": "approved", "decided_by": "dana"})
+    );
+    app.until(
+        "the inbox is empty",
+        &format!("{} === 0", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+
+    // It moved to history.
+    app.keys("gh").await;
+    app.until(
+        "history lists it",
+        &format!("{} === 1", rows("history-row")),
+        PATIENT,
+    )
+    .await;
+    let entry = app
+        .js("return document.querySelector('[data-testid=history-row]').textContent")
+        .await;
+    assert!(
+        entry.as_str().unwrap().contains("approved"),
+        "history says approved: {entry}"
+    );
+    app.shot("history").await;
+
+    // A request decided on the platform leaves the inbox by itself, and its
+    // notification closes.
+    app.keys("gi").await;
+    let second = fake.create_approval(&ws, "rotate prod db creds", "quarterly");
+    app.until(
+        "the second request shows",
+        &format!("{} === 1", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    app.shot("inbox").await;
+    let notified = app.bus();
+    assert!(
+        notified.contains("Release Manager: rotate prod db creds"),
+        "a notification names the agent and the action"
+    );
+    assert!(
+        !notified.contains("TASK-SECRET-ARG"),
+        "argument values never go into notifications (they reach lock screens)"
+    );
+    fake.decide_as(&second, "denied", "bob");
+    app.until(
+        "it leaves the inbox",
+        &format!("{} === 0", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    let closed_at = Instant::now();
+    while !app.bus().contains("CloseNotification") && closed_at.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bus = app.bus();
+    assert!(
+        bus.contains("member=Notify"),
+        "notifications went over D-Bus:\n{bus}"
+    );
+    assert!(
+        bus.contains("CloseNotification"),
+        "the notification closed once resolved elsewhere:\n{bus}"
+    );
+    let status = app.invoke("status").await;
+    assert_eq!(status["pending"], 0);
+    assert_eq!(status["tray"], "Countersign — nothing pending");
+
+    // Activity: agent messages reported by the platform.
+    fake.emit(
+        "AGENT_MESSAGE",
+        &ws,
+        json!({"message": "Release v2.4.0 is live", "name": "Release Manager"}),
+    );
+    app.keys("ga").await;
+    app.until(
+        "the activity feed",
+        &format!("{} >= 1", rows("activity-row")),
+        PATIENT,
+    )
+    .await;
+    app.shot("activity").await;
+
+    // The shortcuts list.
+    app.keys("?").await;
+    app.until(
+        "the shortcuts dialog",
+        "document.querySelector('[data-testid=shortcuts]')",
+        PATIENT,
+    )
+    .await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_pending_requests_render_as_a_window_of_rows() {
+    const N: usize = 10_000;
+    let app = Desktop::launch(|dir| seed(dir, N)).await;
+    app.until(
+        "the inbox",
+        &format!("{} > 0", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    let count = app
+        .js("return document.querySelector('[data-testid=count-inbox]').textContent")
+        .await;
+    assert_eq!(
+        count,
+        Value::String(N.to_string()),
+        "all of them are pending"
+    );
+    let in_dom = app
+        .js(&format!("return {}", rows("request-row")))
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(
+        in_dom < 100,
+        "only a window of rows is in the DOM, not {N}: {in_dom}"
+    );
+
+    app.js("const l = document.querySelector('[data-testid=inbox-list]'); l.scrollTop = l.scrollHeight; return 0").await;
+    let last = app
+        .until(
+            "the last request renders after scrolling",
+            "[...document.querySelectorAll('[data-testid=row-title]')].map(e => e.textContent).find(t => t === 'request 10000')",
+            PATIENT,
+        )
+        .await;
+    assert_eq!(last, "request 10000");
+    let in_dom = app
+        .js(&format!("return {}", rows("request-row")))
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(in_dom < 100, "still a window after scrolling: {in_dom}");
+    for _ in 0..5 {
+        app.keys("k").await;
+    }
+    app.until(
+        "the detail follows the keyboard",
+        "document.querySelector('[data-testid=detail-title]')",
+        PATIENT,
+    )
+    .await;
+    app.close().await;
+}
+
+/// Fills a data dir with one account (pointing nowhere) and `n` pending
+/// requests, as if synced earlier.
+fn seed(dir: &std::path::Path, n: usize) {
+    use countersign_model::{
+        AllowedDecision, Kind, NewAccount, ObservedRequest, Platform, SecretStoreKind,
+    };
+    let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
+    let now = chrono::Utc::now();
+    let account = store
+        .add_account(
+            &NewAccount {
+                name: "big".into(),
+                platform: Platform::Molecule,
+                base_url: "http://127.0.0.1:9".into(),
+                reviewer: "dana".into(),
+                secret_store: SecretStoreKind::None,
+                settings: json!({}),
+            },
+            "none",
+            now,
+        )
+        .unwrap();
+    for i in 1..=n {
+        let created = now - chrono::Duration::seconds((n - i) as i64);
+        store
+            .upsert_request(
+                account.id,
+                &ObservedRequest {
+                    remote_id: format!("r{i}"),
+                    route: json!({}),
+                    kind: Kind::Approval,
+                    title: format!("request {i}"),
+                    action: "deploy".into(),
+                    arguments: json!({"n": i}),
+                    description: None,
+                    agent: Some(format!("agent {}", i % 7)),
+                    tier: None,
+                    created_at: created,
+                    deadline: None,
+                    allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
+                    link: None,
+                    raw: json!({"n": i}),
+                },
+                now,
+            )
+            .unwrap();
+    }
+}
