@@ -94,7 +94,7 @@ export function renderAccounts(changed: () => void): HTMLElement {
         h("span", { class: "muted" }, a.url)),
       h("div", { class: `health ${stateClass(a)}`, "data-testid": "account-health" }, words(a.health)),
       h("div", { class: "muted" },
-        `${a.pending} pending · decides as ${a.reviewer} · secret in ${a.secret_store === "none" ? "nowhere (none needed)" : a.secret_store}`,
+        `${a.pending} pending · decides as ${a.reviewer} · ${a.secret_store === "none" ? "no secret" : a.secret_store === "keychain" ? "token in the OS keychain" : "token in a private file"}`,
         a.last_sync_at ? ` · last synced ${when(a.last_sync_at)}` : ""),
       h("div", { class: "buttons" },
         h("button", { type: "button", "data-testid": "account-retry", onclick: () => void call("retry_account", { id: a.id }).then(changed) }, "Retry now"),

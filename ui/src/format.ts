@@ -37,3 +37,13 @@ export function when(iso: string | null): string {
 export function words(s: string): string {
   return s.replace(/_/g, " ");
 }
+
+/** A compact time for lists: the time today, the date otherwise. */
+export function short(iso: string | null): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const today = new Date();
+  return d.toDateString() === today.toDateString()
+    ? d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+}

@@ -3,7 +3,7 @@
 
 import { call, errorText, on } from "./ipc";
 import { byId, clear, h } from "./dom";
-import { age, countdown, urgent, when, words } from "./format";
+import { age, countdown, short, urgent, when, words } from "./format";
 import { renderDetail, type DecideInput } from "./detail";
 import { raw } from "./json";
 import { app, type View } from "./store";
@@ -210,33 +210,48 @@ function refreshInbox(): void {
   scheduleDetail(rows[app.cursor]?.id ?? null);
 }
 
+/** The request whose detail was asked for last. */
+let wanted: number | null = null;
+
 function scheduleDetail(id: number | null): void {
   window.clearTimeout(detailTimer);
+  wanted = id;
   const pane = document.getElementById("detail");
   if (!pane) return;
   if (id === null) {
     app.detail = null;
+    painted = "";
     pane.replaceChildren(h("div", { class: "empty small" }, "Select a request to see everything the agent sent."));
     return;
   }
   if (app.detail?.id === id) {
-    paintDetail();
+    // Same request: repaint only if what it shows changed, so a refresh
+    // does not reset the raw/tree toggle or the scroll position.
+    if (painted !== `${id}:${app.sending.has(id)}`) paintDetail();
     return;
   }
+  wanted = id;
   detailTimer = window.setTimeout(async () => {
     try {
-      app.detail = await call("detail", { id });
+      const d = await call("detail", { id });
+      // An earlier, slower answer must not replace the one now wanted.
+      if (wanted !== id) return;
+      app.detail = d;
       paintDetail();
     } catch (e) {
-      pane.replaceChildren(h("div", { class: "empty small error" }, errorText(e)));
+      if (wanted === id) pane.replaceChildren(h("div", { class: "empty small error" }, errorText(e)));
     }
   }, 40);
 }
+
+/** Which request, in which sending state, the detail pane shows. */
+let painted = "";
 
 function paintDetail(): void {
   const pane = document.getElementById("detail");
   const d = app.detail;
   if (!pane || !d) return;
+  painted = `${d.id}:${app.sending.has(d.id)}`;
   const focused = document.activeElement?.id === "comment";
   const text = (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "";
   pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input)));
@@ -307,7 +322,7 @@ function paintHistory(): void {
         h("span", { class: `platform p-${r.platform}` }, r.platform), h("span", {}, r.account), h("span", { class: "agent" }, r.agent ?? ""),
         r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,
         r.comment ? h("span", { class: "comment" }, `“${r.comment}”`) : null)),
-    h("div", { class: "row-time" }, h("span", {}, when(r.decided_at ?? r.created_at)),
+    h("div", { class: "row-time" }, h("span", { title: when(r.decided_at ?? r.created_at) }, short(r.decided_at ?? r.created_at)),
       r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null)))
     : [h("div", { class: "empty small" }, app.historyFilter.search ? "No decision matches that search." : "Decided and expired requests are kept here.")]));
   box.querySelector(".current")?.scrollIntoView({ block: "nearest" });
@@ -349,8 +364,10 @@ function paintActivity(): void {
 // ---------- loading ----------
 
 async function loadPending(): Promise<void> {
+  const fresh = await call("pending", { filter: { search: app.filter.search || undefined } });
+  // Read the selection after the wait: the user may have moved meanwhile.
   const keep = visiblePending()[app.cursor]?.id;
-  app.pending = await call("pending", { filter: { search: app.filter.search || undefined } });
+  app.pending = fresh;
   const idx = visiblePending().findIndex((r) => r.id === keep);
   if (idx >= 0) app.cursor = idx;
   if (app.detail && !app.pending.some((r) => r.id === app.detail?.id)) app.detail = null;

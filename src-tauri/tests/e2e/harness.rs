@@ -205,10 +205,15 @@ impl Desktop {
             if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
                 return v;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {timeout:?} waiting until {what}"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let screen = self
+                    .js("return document.body.innerText.slice(0, 3000)")
+                    .await;
+                panic!(
+                    "timed out after {timeout:?} waiting until {what}; the window shows:\n{}",
+                    screen.as_str().unwrap_or_default()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
     }
@@ -246,6 +251,12 @@ impl Desktop {
     /// Saves a screenshot when `COUNTERSIGN_SHOTS` names a folder.
     pub async fn shot(&self, name: &str) {
         if let Some(dir) = std::env::var_os("COUNTERSIGN_SHOTS") {
+            // WebKit's capture can lag the DOM: let two frames paint, and
+            // keep the second capture.
+            let frames = "const done = arguments[arguments.length - 1];
+                requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 300)));";
+            let _ = self.client.execute_async(frames, vec![]).await;
+            let _ = self.client.screenshot().await;
             let png = self.client.screenshot().await.unwrap();
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
