@@ -1,30 +1,41 @@
 #!/usr/bin/env bash
-# Builds Countersign and runs it against a local fake Molecule AI server with
-# a few sample approvals, in a throwaway data dir: `countersign sync` shows
-# requests as they arrive. Decide from another terminal with the printed
-# commands. Ctrl-C stops everything.
+# Builds Countersign and launches the desktop app on your data dir
+# ($COUNTERSIGN_DATA_DIR, else the OS data dir).
+#
+#   scripts/run.sh          the app, for real use
+#   scripts/run.sh --demo   the app in a throwaway data dir, connected to a
+#                           local fake Molecule AI server with sample approvals
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --bins
 bin=target/debug
+
+if [ "${1:-}" != "--demo" ]; then
+  exec "$bin/countersign-desktop"
+fi
+
 data=$(mktemp -d)
 export COUNTERSIGN_DATA_DIR=$data DEMO_TOKEN=demo-admin-token
-"$bin/fake-molecule" --admin-token "$DEMO_TOKEN" --workspace "Release Manager" --workspace "Data Pipeline" \
-  --approval "push tag v2.4.0|CI green on main" --approval "rotate prod db creds|quarterly rotation" \
+"$bin/fake-molecule" --admin-token "$DEMO_TOKEN" \
+  --workspace "Release Manager" --workspace "Data Pipeline" --workspace "Support Agent" \
+  --approval "push tag v2.4.0 to production|CI green on main; changelog reviewed" \
+  --approval "DROP TABLE staging_events_2025|Free 1.2 TB; unused since March" \
+  --approval "send apology email to 3,402 customers|Outage notice drafted by the agent" \
   > "$data/fake.url" &
 fake=$!
 trap 'kill $fake 2>/dev/null' EXIT
 for _ in $(seq 50); do [ -s "$data/fake.url" ] && break; sleep 0.1; done
 url=$(cat "$data/fake.url")
-"$bin/countersign" account add molecule --name demo --url "$url" --secret-env DEMO_TOKEN --secret-store file --reviewer "$USER"
+"$bin/countersign" account add molecule --name demo --url "$url" --secret-env DEMO_TOKEN \
+  --secret-store file --reviewer "${USER:-reviewer}"
 cat <<MSG
 
-Fake Molecule AI at $url; data dir $data. In another terminal:
-  export COUNTERSIGN_DATA_DIR=$data
-  $bin/countersign pending
-  $bin/countersign decide 1 approve --comment "ship it"
-  curl -s -X POST $url/__fake/approvals -d '{"action":"drop table invoices","reason":"cleanup"}'
+Demo: fake Molecule AI at $url, data dir $data.
+Create more requests while the app runs:
+  curl -s -X POST $url/__fake/approvals -d '{"action":"rotate prod db creds","reason":"quarterly"}'
+Decide one "elsewhere" (it leaves the inbox by itself):
+  curl -s -X POST $url/__fake/decide -d '{"approval_id":"<id>","decision":"denied","decided_by":"bob"}'
 
 MSG
-"$bin/countersign" sync
+"$bin/countersign-desktop"

@@ -221,6 +221,45 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     assert_eq!(status["pending"], 0);
     assert_eq!(status["tray"], "Countersign — nothing pending");
 
+    // Another process (the CLI) decides on the same data dir: the app shows
+    // it at once and its engine delivers it from the shared outbox.
+    let third = fake.create_approval(&ws, "scale workers to 40", "queue backlog");
+    app.until(
+        "the third request shows",
+        &format!("{} === 1", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    let other =
+        countersign_store::Store::open(&app.data.path().join("countersign.sqlite3")).unwrap();
+    let pending = other.pending(&Default::default()).unwrap();
+    other
+        .record_decision(&countersign_model::DecisionDraft {
+            request_id: pending[0].id,
+            outcome: countersign_model::Outcome::Deny,
+            comment: Some("from the terminal".into()),
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: chrono::Utc::now(),
+        })
+        .unwrap();
+    app.until(
+        "the app shows the outside decision",
+        &format!("{} === 0", rows("request-row")),
+        Duration::from_secs(3),
+    )
+    .await;
+    let sent = Instant::now();
+    while fake.approval(&third).unwrap().status == "pending" && sent.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fake.approval(&third).unwrap().status,
+        "denied",
+        "the app delivered the other process's decision"
+    );
+
     // Activity: agent messages reported by the platform.
     fake.emit(
         "AGENT_MESSAGE",
