@@ -33,22 +33,17 @@ pub fn run() {
         .setup(|app| {
             let data_dir = resolve_data_dir(None)?;
             let inbox = Arc::new(Inbox::open(&data_dir, Arc::new(SystemClock))?);
-            let notifier = notify::Notifier::start();
-            let state = Arc::new(AppState::new(
-                inbox,
-                prefs::load(&data_dir),
-                notifier.clone(),
-            ));
+            let clicked = app.handle().clone();
+            let notifier = notify::Notifier::start(Arc::new(move |id| {
+                tray::show_main(&clicked);
+                let _ = clicked.emit(events::OPEN_REQUEST, id);
+            }));
+            let state = Arc::new(AppState::new(inbox, prefs::load(&data_dir), notifier));
             app.manage(state.clone());
             if let Err(e) = tray::build(app, &state) {
                 tracing::warn!("no tray icon: {e}");
             }
             events::spawn(app.handle().clone(), state.clone());
-            let handle = app.handle().clone();
-            tauri::async_runtime::spawn(notify::listen_for_clicks(notifier, move |id| {
-                tray::show_main(&handle);
-                let _ = handle.emit(events::OPEN_REQUEST, id);
-            }));
             let handle = app.handle().clone();
             tauri::async_runtime::spawn(async move {
                 match state.inbox.run().await {

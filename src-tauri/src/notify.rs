@@ -6,7 +6,9 @@
 //! anywhere; clicking it opens the app on its request.
 //!
 //! Showing and closing run on one thread of their own (the D-Bus calls
-//! block); clicks are heard by a small D-Bus listener.
+//! block). Servers send a click (`ActionInvoked`) only to the connection that
+//! showed the notification, so each shown notification gets a thread waiting
+//! on its own handle; closing is a plain `CloseNotification(id)` call.
 
 use countersign_model::{Activity, Request};
 use std::collections::HashMap;
@@ -23,26 +25,26 @@ enum Command {
 }
 
 /// Notification id → the requests it stands for.
-pub type Shown = Arc<Mutex<HashMap<u32, Vec<i64>>>>;
+type Shown = Arc<Mutex<HashMap<u32, Vec<i64>>>>;
+
+/// What to do when a notification is clicked: open that request.
+pub type OnClick = Arc<dyn Fn(i64) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Notifier {
     tx: mpsc::Sender<Command>,
-    shown: Shown,
 }
 
 impl Notifier {
-    pub fn start() -> Self {
+    pub fn start(on_click: OnClick) -> Self {
         let (tx, rx) = mpsc::channel();
-        let shown: Shown = Arc::default();
-        let thread_shown = shown.clone();
         let spawned = std::thread::Builder::new()
             .name("notifications".into())
-            .spawn(move || run(rx, thread_shown));
+            .spawn(move || run(rx, on_click));
         if let Err(e) = spawned {
             tracing::warn!("notifications are off: {e}");
         }
-        Self { tx, shown }
+        Self { tx }
     }
 
     pub fn requests(&self, requests: Vec<Request>) {
@@ -61,11 +63,6 @@ impl Notifier {
         if !request_ids.is_empty() {
             let _ = self.tx.send(Command::Close(request_ids));
         }
-    }
-
-    /// The requests behind a notification id (for clicks).
-    pub fn requests_of(&self, notification: u32) -> Option<Vec<i64>> {
-        crate::state::lock(&self.shown).get(&notification).cloned()
     }
 }
 
@@ -97,47 +94,16 @@ fn text_only(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn run(rx: mpsc::Receiver<Command>, shown: Shown) {
-    let mut handles: HashMap<u32, (notify_rust::NotificationHandle, Vec<i64>)> = HashMap::new();
+fn lock(shown: &Shown) -> std::sync::MutexGuard<'_, HashMap<u32, Vec<i64>>> {
+    shown.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
+    let shown: Shown = Arc::default();
+    let mut bus: Option<zbus::blocking::Connection> = None;
     while let Ok(cmd) = rx.recv() {
         match cmd {
-            Command::Requests(requests) => {
-                let (summary, body) = if let [r] = requests.as_slice() {
-                    (
-                        headline(r),
-                        format!(
-                            "Waiting for your decision on {} ({})",
-                            r.account, r.platform
-                        ),
-                    )
-                } else {
-                    let mut lines: Vec<String> =
-                        requests.iter().take(SUMMARY_LINES).map(headline).collect();
-                    if requests.len() > SUMMARY_LINES {
-                        lines.push(format!("and {} more", requests.len() - SUMMARY_LINES));
-                    }
-                    (
-                        format!("{} new requests waiting", requests.len()),
-                        lines.join("\n"),
-                    )
-                };
-                let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
-                match notify_rust::Notification::new()
-                    .appname("Countersign")
-                    .summary(&summary)
-                    .body(&text_only(&body))
-                    .icon("dialog-question")
-                    .action("default", "Open")
-                    .show()
-                {
-                    Ok(handle) => {
-                        let id = handle.id();
-                        crate::state::lock(&shown).insert(id, ids.clone());
-                        handles.insert(id, (handle, ids));
-                    }
-                    Err(e) => tracing::warn!("could not show a notification: {e}"),
-                }
-            }
+            Command::Requests(requests) => show_requests(&requests, &shown, &on_click),
             Command::Activity(items) => {
                 let summary = match items.as_slice() {
                     [a] => one_line(
@@ -156,49 +122,97 @@ fn run(rx: mpsc::Receiver<Command>, shown: Shown) {
                 }
             }
             Command::Close(resolved) => {
-                let mut done = Vec::new();
-                for (id, (_, ids)) in handles.iter_mut() {
-                    ids.retain(|r| !resolved.contains(r));
-                    if ids.is_empty() {
-                        done.push(*id);
+                let done: Vec<u32> = {
+                    let mut map = lock(&shown);
+                    let mut done = Vec::new();
+                    for (id, ids) in map.iter_mut() {
+                        ids.retain(|r| !resolved.contains(r));
+                        if ids.is_empty() {
+                            done.push(*id);
+                        }
                     }
-                }
+                    for id in &done {
+                        map.remove(id);
+                    }
+                    done
+                };
                 for id in done {
-                    if let Some((handle, _)) = handles.remove(&id) {
-                        crate::state::lock(&shown).remove(&id);
-                        handle.close();
-                    }
+                    close(&mut bus, id);
                 }
             }
         }
     }
 }
 
-/// Listens for notification clicks and calls `on_click` with the request to
-/// open. Ends quietly where there is no session bus.
-pub async fn listen_for_clicks(notifier: Notifier, on_click: impl Fn(i64) + Send + 'static) {
-    use futures::StreamExt;
-    let run = async {
-        let conn = zbus::Connection::session().await?;
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .interface("org.freedesktop.Notifications")?
-            .member("ActionInvoked")?
-            .build();
-        let mut stream = zbus::MessageStream::for_match_rule(rule, &conn, Some(64)).await?;
-        while let Some(Ok(msg)) = stream.next().await {
-            if let Ok((id, _action)) = msg.body().deserialize::<(u32, String)>() {
-                if let Some(first) = notifier
-                    .requests_of(id)
-                    .and_then(|ids| ids.first().copied())
-                {
-                    on_click(first);
-                }
-            }
+fn show_requests(requests: &[Request], shown: &Shown, on_click: &OnClick) {
+    let (summary, body) = if let [r] = requests {
+        (
+            headline(r),
+            format!(
+                "Waiting for your decision on {} ({})",
+                r.account, r.platform
+            ),
+        )
+    } else {
+        let mut lines: Vec<String> = requests.iter().take(SUMMARY_LINES).map(headline).collect();
+        if requests.len() > SUMMARY_LINES {
+            lines.push(format!("and {} more", requests.len() - SUMMARY_LINES));
         }
-        Ok::<(), zbus::Error>(())
+        (
+            format!("{} new requests waiting", requests.len()),
+            lines.join("\n"),
+        )
     };
-    if let Err(e) = run.await {
-        tracing::info!("notification clicks are not available: {e}");
+    let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
+    let handle = match notify_rust::Notification::new()
+        .appname("Countersign")
+        .summary(&summary)
+        .body(&text_only(&body))
+        .icon("dialog-question")
+        .action("default", "Open")
+        .show()
+    {
+        Ok(handle) => handle,
+        Err(e) => {
+            tracing::warn!("could not show a notification: {e}");
+            return;
+        }
+    };
+    let id = handle.id();
+    lock(shown).insert(id, ids.clone());
+    let (shown, on_click) = (shown.clone(), on_click.clone());
+    let waiting = std::thread::Builder::new()
+        .name(format!("notification-{id}"))
+        .spawn(move || {
+            // Returns on a click or when the notification closes.
+            handle.wait_for_action(|action| {
+                if action == "default" {
+                    if let Some(first) = ids.first() {
+                        on_click(*first);
+                    }
+                }
+            });
+            lock(&shown).remove(&id);
+        });
+    if let Err(e) = waiting {
+        tracing::warn!("clicks on notification {id} will not open it: {e}");
+    }
+}
+
+/// Closes a notification by id, on a connection of our own.
+fn close(bus: &mut Option<zbus::blocking::Connection>, id: u32) {
+    if bus.is_none() {
+        *bus = zbus::blocking::Connection::session().ok();
+    }
+    let Some(conn) = bus.as_ref() else { return };
+    let closed = conn.call_method(
+        Some("org.freedesktop.Notifications"),
+        "/org/freedesktop/Notifications",
+        Some("org.freedesktop.Notifications"),
+        "CloseNotification",
+        &(id,),
+    );
+    if let Err(e) = closed {
+        tracing::debug!("could not close notification {id}: {e}");
     }
 }

@@ -15,6 +15,8 @@ use tempfile::TempDir;
 
 pub struct Desktop {
     pub client: Client,
+    /// DISPLAY and DBUS_SESSION_BUS_ADDRESS of this private desktop.
+    session: Vec<(&'static str, String)>,
     pub data: TempDir,
     _home: TempDir,
     pub bus_log: PathBuf,
@@ -168,8 +170,13 @@ impl Desktop {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session with the app");
+        let session = vec![
+            ("DISPLAY", display_env.clone()),
+            ("DBUS_SESSION_BUS_ADDRESS", address.clone()),
+        ];
         Desktop {
             client,
+            session,
             data,
             _home: home,
             bus_log,
@@ -242,6 +249,13 @@ impl Desktop {
     pub async fn keys(&self, keys: &str) {
         let body = self.client.find(Locator::Css("#main")).await.unwrap();
         body.send_keys(keys).await.unwrap();
+    }
+
+    /// A command that runs inside this private desktop session.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.session.iter().map(|(k, v)| (*k, v.as_str())));
+        cmd
     }
 
     pub fn bus(&self) -> String {

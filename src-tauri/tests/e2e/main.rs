@@ -196,6 +196,27 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
         !notified.contains("TASK-SECRET-ARG"),
         "argument values never go into notifications (they reach lock screens)"
     );
+    // Clicking the notification (through dunst, as a person would) opens
+    // the app on its request, whatever view was showing.
+    app.keys("gh").await;
+    app.until(
+        "history shows",
+        "document.querySelector('[data-testid=history-list]')",
+        PATIENT,
+    )
+    .await;
+    let clicked = app
+        .command("dunstctl")
+        .args(["action", "0"])
+        .status()
+        .expect("dunstctl");
+    assert!(clicked.success(), "dunst took the click");
+    app.until(
+        "the clicked request is open",
+        "document.querySelector('[data-testid=inbox-list]') && document.querySelector('[data-testid=detail-title]')?.textContent === 'rotate prod db creds'",
+        PATIENT,
+    )
+    .await;
     fake.decide_as(&second, "denied", "bob");
     app.until(
         "it leaves the inbox",
