@@ -161,8 +161,8 @@ pub fn activity(state: AppStateRef<'_>, limit: Option<u32>) -> Result<Vec<Activi
 }
 
 #[tauri::command]
-pub fn mark_activity_read(state: AppStateRef<'_>, id: i64) -> Result<bool> {
-    Ok(state.inbox.store().mark_activity_read(id)?)
+pub async fn mark_activity_read(state: AppStateRef<'_>, id: i64) -> Result<bool> {
+    Ok(state.inbox.mark_activity_read(id).await?)
 }
 
 #[tauri::command]

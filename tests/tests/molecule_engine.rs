@@ -30,6 +30,7 @@ fn fast() -> Options {
         auth_retry: Duration::from_secs(60),
         lease: Duration::from_secs(30),
         outbox_every: Duration::from_millis(200),
+        uncertain_retry: Duration::from_millis(300),
     }
 }
 

@@ -34,6 +34,11 @@ pub enum ConnectorError {
     /// The platform answered something this connector does not understand.
     #[error("unexpected answer from the platform: {0}")]
     Protocol(String),
+    /// A decision may or may not have been applied (the platform did not
+    /// answer in time while it may still be working). Sending it again could
+    /// apply it twice, so the connector must learn the outcome first.
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 impl ConnectorError {
@@ -44,6 +49,7 @@ impl ConnectorError {
             ConnectorError::RateLimited { .. }
                 | ConnectorError::Unavailable(_)
                 | ConnectorError::Protocol(_)
+                | ConnectorError::Uncertain(_)
         )
     }
 }
@@ -108,12 +114,18 @@ pub trait Connector: Send + Sync {
             .collect())
     }
 
-    /// Sends one decision.
+    /// Sends one decision. `decision.attempts` counts this attempt, so a
+    /// connector can tell a first try from a retry.
     async fn deliver(
         &self,
         request: &Request,
         decision: &Decision,
     ) -> Result<Delivered, ConnectorError>;
+
+    /// Marks an activity item read on the platform, where it can.
+    async fn mark_activity_read(&self, _remote_id: &str) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// A resolution that says only "not pending any more".

@@ -7,4 +7,5 @@
 //! decide as another reviewer, drop connections, stall, fail, go down) and a
 //! record of every decision received.
 
+pub mod clawith;
 pub mod molecule;

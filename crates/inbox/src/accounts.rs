@@ -73,10 +73,16 @@ impl Inbox {
         let name = validate_name(&input.name)?;
         let base_url = validate_url(&input.base_url)?;
         validate_settings(input.platform, &input.settings)?;
+        let login = input
+            .settings
+            .get("login")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let reviewer = input
             .reviewer
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
+            .or(login.filter(|l| !l.trim().is_empty()))
             .unwrap_or_else(default_reviewer);
         let store_kind = match &input.secret {
             Some(_) => input.secret_store,
@@ -86,6 +92,11 @@ impl Inbox {
             if secret.expose().is_empty() {
                 return Err(InboxError::Invalid("the secret is empty".into()));
             }
+        }
+        if input.platform == Platform::Clawith && input.secret.is_none() {
+            return Err(InboxError::Invalid(
+                "a Clawith account needs its password (--secret-env)".into(),
+            ));
         }
         if self.store.account_by_name(&name).is_ok() {
             return Err(InboxError::Invalid(format!(

@@ -237,7 +237,51 @@ impl Inbox {
                     },
                 )))
             }
+            Platform::Clawith => {
+                let settings: countersign_clawith::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                if secret.is_none() {
+                    return Err(InboxError::MissingSecret(account.name.clone()));
+                }
+                Ok(Arc::new(countersign_clawith::Clawith::new(
+                    countersign_clawith::ClawithConfig {
+                        base_url: account.base_url.clone(),
+                        password: secret,
+                        reviewer: account.reviewer.clone(),
+                        settings,
+                        http: self.http.clone(),
+                        clock: self.clock.clone(),
+                    },
+                )))
+            }
             other => Err(InboxError::Unsupported(other)),
         }
+    }
+
+    /// Marks an activity item read here and, where the platform can, there.
+    pub async fn mark_activity_read(&self, id: i64) -> Result<bool> {
+        let Some(item) = self.store.activity_item(id)? else {
+            return Ok(false);
+        };
+        let changed = self.store.mark_activity_read(id)?;
+        if changed {
+            let account = self.store.account(item.account_id)?;
+            match self.connector_for(&account).await {
+                Ok(c) => {
+                    if let Err(e) = c.mark_activity_read(&item.remote_id).await {
+                        tracing::info!(account = %account.name, "could not mark read on the platform: {e}");
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(account = %account.name, "could not mark read on the platform: {e}")
+                }
+            }
+        }
+        Ok(changed)
     }
 }

@@ -76,10 +76,24 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn mark_activity_read(&self, id: i64) -> Result<bool> {
+    pub fn activity_item(&self, id: i64) -> Result<Option<Activity>> {
         Ok(self
             .conn()
-            .execute("UPDATE activity SET read = 1 WHERE id = ?1", [id])?
-            > 0)
+            .query_row(
+                &format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activity v JOIN accounts a ON a.id = v.account_id WHERE v.id = ?1"
+                ),
+                [id],
+                activity_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Marks an item read; false when it already was (or is unknown).
+    pub fn mark_activity_read(&self, id: i64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE activity SET read = 1 WHERE id = ?1 AND read = 0",
+            [id],
+        )? > 0)
     }
 }

@@ -59,6 +59,9 @@ pub struct Options {
     pub lease: Duration,
     /// How often a running account looks for due decisions.
     pub outbox_every: Duration,
+    /// How long to wait before checking on a decision whose outcome is
+    /// uncertain (the platform did not answer in time).
+    pub uncertain_retry: Duration,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
             auth_retry: Duration::from_secs(300),
             lease: Duration::from_secs(120),
             outbox_every: Duration::from_secs(5),
+            uncertain_retry: Duration::from_secs(15),
         }
     }
 }
@@ -379,6 +383,8 @@ impl Engine {
                 let wait = match e {
                     ConnectorError::RateLimited { retry_after } => *retry_after,
                     ConnectorError::Auth(_) => self.shared.options.auth_retry,
+                    // Give the platform time to finish what it may be doing.
+                    ConnectorError::Uncertain(_) => self.shared.options.uncertain_retry,
                     _ => self
                         .shared
                         .options

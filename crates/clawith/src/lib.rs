@@ -1,0 +1,616 @@
+//! The Clawith connector (`shared/protocols/clawith.md`, release v1.11.3).
+//!
+//! Clawith has no push channel: the engine polls [`Connector::reconcile`],
+//! which reads the pending L3 approvals and the L2 activity (the user's
+//! `autonomy_l2` and `approval_resolved` notifications, and for admins the
+//! `autonomy_check:*` audit rows of agents they did not create).
+//!
+//! Login is by password; the 24 h JWT has no refresh, so the connector logs
+//! in again shortly before `exp` and once after any 401. A user in several
+//! companies picks one with the account's `tenant` setting.
+//!
+//! Resolving may run the approved tool inside the HTTP request, so it gets
+//! a long timeout and is never retried blindly: after a timeout the
+//! connector waits for the pending list to tell what happened.
+
+mod pylit;
+pub mod wire;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use countersign_connector::http::{self, status_error, transport};
+use countersign_connector::{
+    resolved_elsewhere, Connector, ConnectorError, Delivered, Snapshot, UpdateStream,
+};
+use countersign_model::{Clock, Decision, Outcome, Request, Resolution, Secret, Status};
+use reqwest::{RequestBuilder, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Per-account settings, stored in the account's `settings` JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    /// Email, username or phone (`login_identifier`).
+    pub login: String,
+    /// The company to sign in to, for users in several: id, slug or name.
+    pub tenant: Option<String>,
+    /// How often to poll while running (Clawith's own UI: 15–30 s).
+    pub poll_secs: u64,
+    /// How long a resolve may take: approving runs the tool in the request.
+    pub resolve_timeout_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            login: String::new(),
+            tenant: None,
+            poll_secs: 5,
+            resolve_timeout_secs: 180,
+        }
+    }
+}
+
+/// What a Clawith connector is built from.
+#[derive(Debug, Clone)]
+pub struct ClawithConfig {
+    pub base_url: String,
+    pub password: Option<Secret>,
+    /// The name this account's decisions are recorded under locally.
+    pub reviewer: String,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Clone)]
+struct Session {
+    token: Secret,
+    exp: DateTime<Utc>,
+    /// When we logged in, by our clock.
+    issued: DateTime<Utc>,
+    user_id: String,
+    role: String,
+}
+
+/// A Clawith platform, for one account.
+pub struct Clawith {
+    cfg: ClawithConfig,
+    base: String,
+    /// Single flight: concurrent callers wait for one login.
+    session: tokio::sync::Mutex<Option<Session>>,
+    /// Agent id → (name, creator id).
+    agents: Mutex<HashMap<String, (String, String)>>,
+}
+
+/// Log in again this long before the token's `exp`.
+const RENEW_BEFORE: i64 = 300;
+/// After a timed-out resolve, how long a still-pending approval may just be
+/// the tool still running; past this the first attempt surely failed.
+const TOOL_RUN_LIMIT: i64 = 600;
+
+const ALREADY_RESOLVED: &str = "Approval already resolved";
+const NOT_FOUND: &str = "Approval not found";
+const NOT_ALLOWED: &str = "Only the agent creator or platform admin can resolve approvals";
+
+/// `exp` of a JWT, read without verifying (only the server can).
+fn jwt_exp(token: &str) -> Option<DateTime<Utc>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    DateTime::from_timestamp(claims.get("exp")?.as_i64()?, 0)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+impl Clawith {
+    pub fn new(cfg: ClawithConfig) -> Self {
+        let base = cfg.base_url.trim_end_matches('/').to_owned();
+        Self {
+            cfg,
+            base,
+            session: tokio::sync::Mutex::new(None),
+            agents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.cfg.clock.now()
+    }
+
+    /// A valid session: the cached one, or a fresh login when there is none,
+    /// it expires soon, or `force`.
+    async fn session(&self, force: bool) -> Result<Session, ConnectorError> {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_ref() {
+            let fresh = self.now() - s.issued < ChronoDuration::seconds(60);
+            // A token just issued is used even if `exp` looks close: our clock
+            // may run ahead of the server's, and re-logging in would loop.
+            if !force && (fresh || s.exp - self.now() > ChronoDuration::seconds(RENEW_BEFORE)) {
+                return Ok(s.clone());
+            }
+        }
+        *slot = None;
+        let s = self.login().await?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn login(&self) -> Result<Session, ConnectorError> {
+        let password =
+            self.cfg.password.as_ref().ok_or_else(|| {
+                ConnectorError::Auth("no password stored for this account".into())
+            })?;
+        let tenant = self.cfg.settings.tenant.as_deref().filter(|t| is_uuid(t));
+        let first = self.login_as(password, tenant).await?;
+        if first
+            .get("requires_tenant_selection")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return self.session_from(&first);
+        }
+        let tenants: Vec<&Value> = first
+            .get("tenants")
+            .and_then(Value::as_array)
+            .map(|t| t.iter().collect())
+            .unwrap_or_default();
+        let field = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let wanted = self.cfg.settings.tenant.as_deref().map(str::to_lowercase);
+        let chosen = match &wanted {
+            Some(w) => tenants.iter().find(|t| {
+                [
+                    field(t, "tenant_id"),
+                    field(t, "tenant_slug"),
+                    field(t, "tenant_name"),
+                ]
+                .iter()
+                .any(|v| v.to_lowercase() == *w)
+            }),
+            None if tenants.len() == 1 => tenants.first(),
+            None => None,
+        };
+        let Some(chosen) = chosen else {
+            let names: Vec<String> = tenants
+                .iter()
+                .map(|t| format!("{} ({})", field(t, "tenant_name"), field(t, "tenant_slug")))
+                .collect();
+            return Err(ConnectorError::Auth(format!(
+                "this user belongs to several companies; set the account's tenant to one of: {}",
+                names.join(", ")
+            )));
+        };
+        let second = self
+            .login_as(password, Some(&field(chosen, "tenant_id")))
+            .await?;
+        self.session_from(&second)
+    }
+
+    async fn login_as(
+        &self,
+        password: &Secret,
+        tenant: Option<&str>,
+    ) -> Result<Value, ConnectorError> {
+        let body = json!({
+            "login_identifier": self.cfg.settings.login,
+            "password": password.expose(),
+            "tenant_id": tenant,
+        });
+        let resp = self
+            .cfg
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = http::body(resp).await?;
+        match status.as_u16() {
+            200 => serde_json::from_slice(&bytes)
+                .map_err(|e| ConnectorError::Protocol(format!("login answer: {e}"))),
+            401 => Err(ConnectorError::Auth(format!(
+                "wrong login or password ({})",
+                wire::detail(&bytes)
+            ))),
+            403 | 404 => Err(ConnectorError::Auth(wire::detail(&bytes))),
+            _ => Err(status_error(status, &headers, wire::detail(&bytes))),
+        }
+    }
+
+    fn session_from(&self, answer: &Value) -> Result<Session, ConnectorError> {
+        let token = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConnectorError::Protocol("login answer without access_token".into()))?;
+        let user = answer.get("user").cloned().unwrap_or(Value::Null);
+        Ok(Session {
+            exp: jwt_exp(token).unwrap_or_else(|| self.now() + ChronoDuration::hours(24)),
+            issued: self.now(),
+            token: Secret::new(token),
+            user_id: user
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            role: user
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        })
+    }
+
+    /// Sends an authenticated request; after a 401 logs in again once and
+    /// retries. Returns status and body of any non-auth answer.
+    async fn call(
+        &self,
+        build: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), ConnectorError> {
+        let mut session = self.session(false).await?;
+        for attempt in 0..2 {
+            let resp = build(session.token.expose())
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = http::body(resp).await?;
+            if status == StatusCode::UNAUTHORIZED
+                || (status == StatusCode::FORBIDDEN && wire::detail(&body) == "Not authenticated")
+            {
+                if attempt == 0 {
+                    tracing::info!(
+                        "clawith: token refused ({}); logging in again",
+                        wire::detail(&body)
+                    );
+                    session = self.session(true).await?;
+                    continue;
+                }
+                return Err(ConnectorError::Auth(wire::detail(&body)));
+            }
+            if status.is_success() || status == StatusCode::BAD_REQUEST {
+                return Ok((status, body));
+            }
+            return Err(status_error(status, &headers, wire::detail(&body)));
+        }
+        unreachable_auth()
+    }
+
+    async fn get(&self, path: &str) -> Result<Vec<u8>, ConnectorError> {
+        let url = format!("{}{path}", self.base);
+        let (status, body) = self
+            .call(|t| self.cfg.http.get(&url).bearer_auth(t))
+            .await?;
+        if !status.is_success() {
+            return Err(ConnectorError::Rejected(wire::detail(&body)));
+        }
+        Ok(body)
+    }
+
+    async fn approvals(
+        &self,
+        status: &str,
+    ) -> Result<Vec<(wire::ApprovalRow, Value)>, ConnectorError> {
+        let body = self
+            .get(&format!("/api/enterprise/approvals?status_filter={status}"))
+            .await?;
+        let raw: Vec<Value> = serde_json::from_slice(&body)
+            .map_err(|e| ConnectorError::Protocol(format!("approval list: {e}")))?;
+        let mut out = Vec::with_capacity(raw.len());
+        for v in raw {
+            match serde_json::from_value::<wire::ApprovalRow>(v.clone()) {
+                Ok(row) => out.push((row, v)),
+                Err(e) => tracing::warn!("clawith: skipping a malformed approval: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Refreshes agent names and creators (used for notifications).
+    async fn refresh_agents(&self) {
+        let Ok(body) = self.get("/api/agents/").await else {
+            return;
+        };
+        let Ok(list) = serde_json::from_slice::<Vec<Value>>(&body) else {
+            return;
+        };
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        for a in list {
+            let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_owned);
+            if let (Some(id), Some(name)) = (text("id"), text("name")) {
+                agents.insert(id, (name, text("creator_id").unwrap_or_default()));
+            }
+        }
+    }
+
+    fn agent(&self, id: &str) -> Option<(String, String)> {
+        self.agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    async fn activity(&self, session: &Session) -> Vec<countersign_model::ObservedActivity> {
+        let mut out = Vec::new();
+        match self
+            .get("/api/notifications?limit=50")
+            .await
+            .map(|b| wire::rows::<wire::NotificationRow>(&b, "notification"))
+        {
+            Ok(Ok((rows, bad))) => {
+                bad.iter().for_each(|b| tracing::warn!("clawith: {b}"));
+                for n in rows
+                    .iter()
+                    .filter(|n| n.kind == "autonomy_l2" || n.kind == "approval_resolved")
+                {
+                    let agent = n
+                        .link
+                        .as_deref()
+                        .and_then(wire::agent_of_link)
+                        .and_then(|id| self.agent(id).map(|a| a.0))
+                        .or_else(|| {
+                            n.title
+                                .strip_prefix('[')
+                                .and_then(|t| t.split("] ").next())
+                                .map(str::to_owned)
+                        });
+                    let raw = serde_json::to_value(NotificationRaw::from(n)).unwrap_or(Value::Null);
+                    out.push(wire::notification_activity(n, agent, raw));
+                }
+            }
+            Ok(Err(why)) => tracing::warn!("clawith: {why}"),
+            Err(e) => tracing::debug!("clawith: notifications unavailable: {e}"),
+        }
+        if session.role == "platform_admin" || session.role == "org_admin" {
+            if let Ok(Ok((rows, _))) = self
+                .get("/api/enterprise/audit-logs?limit=50")
+                .await
+                .map(|b| wire::rows::<wire::AuditRow>(&b, "audit log"))
+            {
+                for a in rows {
+                    let agent = a.agent_id.as_deref().and_then(|id| self.agent(id));
+                    // The creator already has the notification of this event.
+                    if agent
+                        .as_ref()
+                        .is_some_and(|(_, creator)| *creator == session.user_id)
+                    {
+                        continue;
+                    }
+                    let raw = json!({"id": a.id, "action": a.action, "details": a.details});
+                    if let Some(item) = wire::audit_activity(&a, agent.map(|a| a.0), raw) {
+                        out.push(item);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// How `ids` ended, from the approved and rejected lists.
+    async fn outcomes(&self, ids: &[&str]) -> Result<Vec<Resolution>, ConnectorError> {
+        let me = self.session(false).await?.user_id;
+        let mut found = HashMap::new();
+        for status in ["approved", "rejected"] {
+            for (row, _) in self.approvals(status).await? {
+                if ids.contains(&row.id.as_str()) {
+                    found.insert(row.id.clone(), row);
+                }
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| match found.get(*id) {
+                Some(row) => Resolution {
+                    remote_id: row.id.clone(),
+                    status: Status::ResolvedElsewhere,
+                    outcome: Some(row.status.clone()),
+                    // Our own user id is shown (and matched) as our reviewer name.
+                    decided_by: row.resolved_by.as_ref().map(|by| {
+                        if *by == me {
+                            self.cfg.reviewer.clone()
+                        } else {
+                            format!("user {by}")
+                        }
+                    }),
+                    decided_at: row.resolved_at,
+                },
+                None => resolved_elsewhere(id),
+            })
+            .collect())
+    }
+
+    /// After an uncertain attempt: what the platform made of the approval.
+    async fn settle(
+        &self,
+        request: &Request,
+        verdict: &str,
+    ) -> Result<Option<Delivered>, ConnectorError> {
+        let pending = self.approvals("pending").await?;
+        if pending.iter().any(|(r, _)| r.id == request.remote_id) {
+            return Ok(None);
+        }
+        let res = self
+            .outcomes(&[request.remote_id.as_str()])
+            .await?
+            .pop()
+            .unwrap_or_else(|| resolved_elsewhere(&request.remote_id));
+        let ours = res.decided_by.as_deref() == Some(self.cfg.reviewer.as_str())
+            && res.outcome.as_deref()
+                == Some(if verdict == "approve" {
+                    "approved"
+                } else {
+                    "rejected"
+                });
+        Ok(Some(if ours {
+            Delivered::Confirmed
+        } else {
+            Delivered::ResolvedElsewhere(res)
+        }))
+    }
+}
+
+fn unreachable_auth<T>() -> Result<T, ConnectorError> {
+    Err(ConnectorError::Auth(
+        "refused after logging in again".into(),
+    ))
+}
+
+/// A notification as received, for the activity item's raw payload.
+#[derive(Serialize)]
+struct NotificationRaw<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    body: Option<&'a str>,
+    link: Option<&'a str>,
+    ref_id: Option<&'a str>,
+    created_at: String,
+}
+
+impl<'a> From<&'a wire::NotificationRow> for NotificationRaw<'a> {
+    fn from(n: &'a wire::NotificationRow) -> Self {
+        Self {
+            id: &n.id,
+            kind: &n.kind,
+            title: &n.title,
+            body: n.body.as_deref(),
+            link: n.link.as_deref(),
+            ref_id: n.ref_id.as_deref(),
+            created_at: n.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for Clawith {
+    async fn reconcile(&self) -> Result<Snapshot, ConnectorError> {
+        let session = self.session(false).await?;
+        let rows = self.approvals("pending").await?;
+        if rows.iter().any(|(r, _)| self.agent(&r.agent_id).is_none())
+            || self.agents.lock().map(|a| a.is_empty()).unwrap_or(true)
+        {
+            self.refresh_agents().await;
+        }
+        // Rows of one transaction share `created_at`; each id is its own
+        // request, so ties lose nothing.
+        let pending = rows
+            .iter()
+            .map(|(row, raw)| wire::request(row, &self.base, raw.clone()))
+            .collect();
+        Ok(Snapshot {
+            pending,
+            truncated: false,
+            activity: self.activity(&session).await,
+        })
+    }
+
+    async fn subscribe(&self) -> Result<Option<UpdateStream>, ConnectorError> {
+        Ok(None) // Clawith pushes nothing: the engine polls.
+    }
+
+    fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.cfg.settings.poll_secs.max(1))
+    }
+
+    async fn resolve_missing(&self, gone: &[Request]) -> Result<Vec<Resolution>, ConnectorError> {
+        let ids: Vec<&str> = gone.iter().map(|r| r.remote_id.as_str()).collect();
+        self.outcomes(&ids).await
+    }
+
+    async fn deliver(
+        &self,
+        request: &Request,
+        decision: &Decision,
+    ) -> Result<Delivered, ConnectorError> {
+        let verdict = match decision.outcome {
+            Outcome::Approve => "approve",
+            Outcome::Deny => "reject",
+            other => {
+                return Err(ConnectorError::Rejected(format!(
+                    "Clawith only takes approve or reject, not {other}"
+                )))
+            }
+        };
+        if !is_uuid(&request.remote_id) {
+            return Err(ConnectorError::Rejected(
+                "the approval id is not a UUID".into(),
+            ));
+        }
+        if decision.attempts > 1 {
+            // An earlier attempt may have reached Clawith (and may still be
+            // running the tool): never send twice before knowing.
+            if let Some(done) = self.settle(request, verdict).await? {
+                return Ok(done);
+            }
+            let since = self.now() - decision.decided_at;
+            if decision.error.is_some() && since < ChronoDuration::seconds(TOOL_RUN_LIMIT) {
+                return Err(ConnectorError::Uncertain(
+                    "still pending on Clawith; an earlier attempt may still be running, so it is not sent again yet".into(),
+                ));
+            }
+        }
+        let url = format!(
+            "{}/api/enterprise/approvals/{}/resolve",
+            self.base, request.remote_id
+        );
+        let timeout = Duration::from_secs(self.cfg.settings.resolve_timeout_secs.max(1));
+        let sent = self
+            .call(|t| {
+                self.cfg
+                    .http
+                    .post(&url)
+                    .bearer_auth(t)
+                    .timeout(timeout)
+                    .json(&json!({ "action": verdict }))
+            })
+            .await;
+        let (status, body) = match sent {
+            Ok(answer) => answer,
+            Err(ConnectorError::Unavailable(msg)) if msg.starts_with("timed out") => {
+                return Err(ConnectorError::Uncertain(format!(
+                    "Clawith did not answer within {} s (approving runs the tool, which may still be going); \
+                     Countersign reads the pending list to learn the outcome instead of sending again",
+                    timeout.as_secs()
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        if status.is_success() {
+            return Ok(Delivered::Confirmed);
+        }
+        match wire::detail(&body).as_str() {
+            ALREADY_RESOLVED => Ok(self
+                .settle(request, verdict)
+                .await?
+                .unwrap_or_else(|| Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id)))),
+            NOT_FOUND => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id))),
+            NOT_ALLOWED => Err(ConnectorError::Rejected(
+                "not allowed: only the agent's creator or a platform admin can resolve this approval".into(),
+            )),
+            other => Err(ConnectorError::Rejected(format!("Clawith refused: {other}"))),
+        }
+    }
+
+    async fn mark_activity_read(&self, remote_id: &str) -> Result<(), ConnectorError> {
+        let Some(id) = remote_id.strip_prefix("notification:") else {
+            return Ok(()); // audit rows have no read state
+        };
+        let url = format!("{}/api/notifications/{id}/read", self.base);
+        self.call(|t| self.cfg.http.post(&url).bearer_auth(t))
+            .await
+            .map(drop)
+    }
+}

@@ -1,0 +1,518 @@
+//! The Clawith connector against the fake Clawith server (v1.11.3
+//! behaviour), and its parsers against random input.
+
+mod connector {
+    use chrono::Utc;
+    use countersign_clawith::{Clawith, ClawithConfig, Settings};
+    use countersign_connector::{Connector, ConnectorError, Delivered};
+    use countersign_fakes::clawith::{Config, FakeClawith};
+    use countersign_model::{
+        Clock, Decision, Delivery, ManualClock, ObservedRequest, Outcome, Platform, Request,
+        Secret, Status, SystemClock,
+    };
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn connector_with(
+        url: &str,
+        login: &str,
+        password: &str,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Clawith {
+        Clawith::new(ClawithConfig {
+            base_url: url.into(),
+            password: Some(Secret::new(password)),
+            reviewer: login.into(),
+            settings: Settings {
+                login: login.into(),
+                ..settings
+            },
+            http: countersign_connector::http::client(),
+            clock,
+        })
+    }
+
+    fn dana(url: &str) -> Clawith {
+        connector_with(
+            url,
+            "dana@example.org",
+            "hunter22",
+            Settings::default(),
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn stored(o: &ObservedRequest) -> Request {
+        Request {
+            id: 1,
+            account_id: 1,
+            account: "c".into(),
+            platform: Platform::Clawith,
+            remote_id: o.remote_id.clone(),
+            route: o.route.clone(),
+            kind: o.kind,
+            title: o.title.clone(),
+            action: o.action.clone(),
+            arguments: o.arguments.clone(),
+            description: o.description.clone(),
+            agent: o.agent.clone(),
+            tier: o.tier.clone(),
+            created_at: o.created_at,
+            deadline: o.deadline,
+            allowed_decisions: o.allowed_decisions.clone(),
+            link: o.link.clone(),
+            status: Status::Pending,
+            outcome: None,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            raw: o.raw.clone(),
+            first_seen_at: o.created_at,
+            updated_at: o.created_at,
+        }
+    }
+
+    fn decision(outcome: Outcome, attempts: u32, error: Option<&str>) -> Decision {
+        Decision {
+            id: 1,
+            request_id: 1,
+            outcome,
+            comment: None,
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana@example.org".into(),
+            decided_at: Utc::now(),
+            delivery: Delivery::Sent,
+            error: error.map(str::to_owned),
+            attempts,
+            next_attempt_at: None,
+            confirmed_at: None,
+        }
+    }
+
+    async fn request_for(c: &Clawith, remote_id: &str) -> Request {
+        let snap = c.reconcile().await.unwrap();
+        stored(
+            snap.pending
+                .iter()
+                .find(|r| r.remote_id == remote_id)
+                .expect("listed"),
+        )
+    }
+
+    #[tokio::test]
+    async fn logs_in_and_lists_pending_l3_approvals_with_readable_arguments() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let snap = c.reconcile().await.unwrap();
+        assert_eq!(snap.pending.len(), 2, "both seeded approvals are pending");
+        let legacy = snap
+            .pending
+            .iter()
+            .find(|r| r.remote_id == fake.seed.approvals[0])
+            .unwrap();
+        assert_eq!(
+            legacy.arguments["args"],
+            json!({"path": "workspace/drafts/q3.md"}),
+            "the legacy Python-repr args string is shown as a readable tree"
+        );
+        assert_eq!(legacy.agent.as_deref(), Some("Archivist"));
+        assert_eq!(legacy.tier.as_deref(), Some("L3"));
+        assert_eq!(legacy.title, "delete_file workspace/drafts/q3.md");
+        let runtime = snap
+            .pending
+            .iter()
+            .find(|r| r.remote_id == fake.seed.approvals[1])
+            .unwrap();
+        assert_eq!(
+            runtime.arguments["args"],
+            json!({"path": "workspace/old/notes.md"}),
+            "dict args stay a dict"
+        );
+        assert!(
+            runtime.arguments.get("runtime_scope").is_some(),
+            "unknown keys are kept"
+        );
+        assert!(
+            snap.activity
+                .iter()
+                .any(|a| a.event_type == "autonomy_l2" && a.agent.as_deref() == Some("Archivist")),
+            "the seeded L2 notification is activity: {:?}",
+            snap.activity
+        );
+        let new = fake
+            .autonomy(
+                &fake.seed.archivist_id,
+                "send_external_message",
+                "L3",
+                json!({"tool": "send_email"}),
+            )
+            .unwrap();
+        let again = c.reconcile().await.unwrap();
+        assert!(
+            again.pending.iter().any(|r| r.remote_id == new),
+            "a new L3 request appears after one poll"
+        );
+        assert_eq!(fake.logins(), 1, "the token is reused between polls");
+    }
+
+    #[tokio::test]
+    async fn a_user_in_several_companies_chooses_one() {
+        let fake = FakeClawith::start(Config {
+            multi_tenant: true,
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let unsure = dana(&fake.url());
+        let err = unsure.reconcile().await.unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Auth(m) if m.contains("Default (default)") && m.contains("Acme Corp (acme)")),
+            "the choices are named: {err}"
+        );
+        let settings = Settings {
+            tenant: Some("default".into()),
+            ..Settings::default()
+        };
+        let chosen = connector_with(
+            &fake.url(),
+            "dana@example.org",
+            "hunter22",
+            settings,
+            Arc::new(SystemClock),
+        );
+        assert_eq!(
+            chosen.reconcile().await.unwrap().pending.len(),
+            2,
+            "the Default company's approvals"
+        );
+        let settings = Settings {
+            tenant: Some("Acme Corp".into()),
+            ..Settings::default()
+        };
+        let acme = connector_with(
+            &fake.url(),
+            "dana@example.org",
+            "hunter22",
+            settings,
+            Arc::new(SystemClock),
+        );
+        assert!(
+            acme.reconcile().await.unwrap().pending.is_empty(),
+            "another company, other approvals"
+        );
+    }
+
+    #[tokio::test]
+    async fn approve_and_reject_send_exactly_those_words() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let [a, b] = fake.seed.approvals.clone();
+        assert_eq!(
+            c.deliver(
+                &request_for(&c, &a).await,
+                &decision(Outcome::Approve, 1, None)
+            )
+            .await
+            .unwrap(),
+            Delivered::Confirmed
+        );
+        assert_eq!(
+            c.deliver(
+                &request_for(&c, &b).await,
+                &decision(Outcome::Deny, 1, None)
+            )
+            .await
+            .unwrap(),
+            Delivered::Confirmed
+        );
+        let bodies: Vec<_> = fake
+            .received_resolves()
+            .into_iter()
+            .map(|r| r.body)
+            .collect();
+        assert_eq!(
+            bodies,
+            [json!({"action": "approve"}), json!({"action": "reject"})]
+        );
+        assert_eq!(fake.approval(&a).unwrap().status, "approved");
+        assert_eq!(fake.approval(&b).unwrap().status, "rejected");
+        assert!(c
+            .deliver(
+                &request_for(&c, &fake.l3_batch(1)[0]).await,
+                &decision(Outcome::Edit, 1, None)
+            )
+            .await
+            .is_err());
+        assert_eq!(
+            fake.received_resolves().len(),
+            2,
+            "nothing but approve/reject is ever sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn already_resolved_ends_as_resolved_elsewhere_with_who() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let a = fake.seed.approvals[0].clone();
+        let request = request_for(&c, &a).await;
+        fake.resolve_as(&a, &fake.seed.eli_id, false);
+        let Delivered::ResolvedElsewhere(res) = c
+            .deliver(&request, &decision(Outcome::Approve, 1, None))
+            .await
+            .unwrap()
+        else {
+            panic!("a 400 'Approval already resolved' is not a failure to retry");
+        };
+        assert_eq!(res.outcome.as_deref(), Some("rejected"));
+        assert_eq!(res.decided_by, Some(format!("user {}", fake.seed.eli_id)));
+        let gone = c.resolve_missing(&[request]).await.unwrap();
+        assert_eq!(
+            gone[0].outcome.as_deref(),
+            Some("rejected"),
+            "the poll learns the final status too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permission_error_keeps_the_request_with_a_clear_message() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let request = request_for(&dana(&fake.url()), &fake.seed.approvals[0]).await;
+        let eli = connector_with(
+            &fake.url(),
+            "eli",
+            "elipass1",
+            Settings::default(),
+            Arc::new(SystemClock),
+        );
+        let err = eli
+            .deliver(&request, &decision(Outcome::Approve, 1, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Rejected(m) if m.starts_with("not allowed")),
+            "Clawith's 400 becomes a plain 'not allowed': {err}"
+        );
+        assert_eq!(
+            fake.approval(&fake.seed.approvals[0]).unwrap().status,
+            "pending",
+            "the request is kept"
+        );
+        assert!(
+            eli.reconcile().await.unwrap().pending.is_empty(),
+            "members only see their own agents' approvals"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_resolve_that_times_out_is_not_sent_again() {
+        let fake = FakeClawith::start(Config {
+            resolve_delay: Duration::from_secs(3),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let settings = Settings {
+            resolve_timeout_secs: 1,
+            ..Settings::default()
+        };
+        let c = connector_with(
+            &fake.url(),
+            "dana@example.org",
+            "hunter22",
+            settings,
+            Arc::new(SystemClock),
+        );
+        let a = fake.seed.approvals[0].clone(); // legacy: approving runs the tool
+        let request = request_for(&c, &a).await;
+        let first = c
+            .deliver(&request, &decision(Outcome::Approve, 1, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(first, ConnectorError::Uncertain(_)),
+            "a timeout is uncertain, not failed: {first}"
+        );
+        let retry = c
+            .deliver(
+                &request,
+                &decision(Outcome::Approve, 2, Some(&first.to_string())),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(retry, ConnectorError::Uncertain(_)),
+            "still pending: wait, do not resend"
+        );
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        let settled = c
+            .deliver(&request, &decision(Outcome::Approve, 3, Some("timed out")))
+            .await
+            .unwrap();
+        assert_eq!(
+            settled,
+            Delivered::Confirmed,
+            "the next poll shows our approval went through"
+        );
+        assert_eq!(
+            fake.received_resolves().len(),
+            1,
+            "the resolve was sent exactly once"
+        );
+        assert_eq!(fake.approval(&a).unwrap().status, "approved");
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_means_one_new_login_and_sync_goes_on() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        c.reconcile().await.unwrap();
+        fake.expire_tokens();
+        assert_eq!(
+            c.reconcile().await.unwrap().pending.len(),
+            2,
+            "the poll still works"
+        );
+        assert_eq!(fake.logins(), 2, "exactly one new login after the 401");
+    }
+
+    #[tokio::test]
+    async fn logs_in_again_before_the_token_expires() {
+        let fake = FakeClawith::start(Config {
+            token_lifetime: Duration::from_secs(3600),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let c = connector_with(
+            &fake.url(),
+            "dana@example.org",
+            "hunter22",
+            Settings::default(),
+            clock.clone(),
+        );
+        c.reconcile().await.unwrap();
+        clock.advance(chrono::Duration::minutes(30));
+        c.reconcile().await.unwrap();
+        assert_eq!(fake.logins(), 1, "half an hour left: keep the token");
+        clock.advance(chrono::Duration::minutes(27));
+        c.reconcile().await.unwrap();
+        assert_eq!(
+            fake.logins(),
+            2,
+            "three minutes left: log in again before it lapses"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_is_an_auth_failure_without_a_storm() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = connector_with(
+            &fake.url(),
+            "dana@example.org",
+            "nope",
+            Settings::default(),
+            Arc::new(SystemClock),
+        );
+        let err = c.reconcile().await.unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Auth(m) if m.contains("Invalid credentials")),
+            "{err}"
+        );
+        assert_eq!(
+            fake.logins(),
+            1,
+            "one refused login, no retries inside the call"
+        );
+    }
+
+    #[tokio::test]
+    async fn rows_sharing_a_created_at_are_all_kept() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let batch = fake.l3_batch(6);
+        let snap = dana(&fake.url()).reconcile().await.unwrap();
+        for id in &batch {
+            assert!(
+                snap.pending.iter().any(|r| &r.remote_id == id),
+                "{id} lost among identical timestamps"
+            );
+        }
+        assert_eq!(snap.pending.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn l2_activity_is_reported_and_marked_read_on_clawith() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        fake.autonomy(
+            &fake.seed.archivist_id,
+            "send_feishu_message",
+            "L2",
+            json!({"tool": "send_feishu_message"}),
+        );
+        let snap = c.reconcile().await.unwrap();
+        let item = snap
+            .activity
+            .iter()
+            .find(|a| a.title == "[Archivist] executed: send_feishu_message")
+            .expect("the L2 action is reported");
+        let id = item.remote_id.strip_prefix("notification:").unwrap();
+        assert_eq!(fake.notification_read(id), Some(false));
+        c.mark_activity_read(&item.remote_id).await.unwrap();
+        assert_eq!(
+            fake.notification_read(id),
+            Some(true),
+            "read in Countersign is read on Clawith"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_server_is_a_transient_error() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        fake.set_main_head(true);
+        let err = dana(&fake.url()).reconcile().await.unwrap_err();
+        assert!(err.is_transient(), "a 500 is retried with backoff: {err}");
+    }
+}
+
+mod wire {
+    use countersign_clawith::wire::{
+        arguments, detail, rows, ApprovalRow, AuditRow, NotificationRow,
+    };
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn no_input_makes_a_parser_panic(text in ".*", bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            for b in [text.as_bytes(), bytes.as_slice()] {
+                let _ = rows::<ApprovalRow>(b, "approval");
+                let _ = rows::<NotificationRow>(b, "notification");
+                let _ = rows::<AuditRow>(b, "audit");
+                let _ = detail(b);
+            }
+            let _ = arguments(&serde_json::json!({"args": text}));
+        }
+    }
+
+    #[test]
+    fn both_datetime_forms_parse() {
+        let (ok, bad) = rows::<ApprovalRow>(
+            br#"[{"id":"a","agent_id":"g","action_type":"x","status":"pending","created_at":"2026-09-01T09:15:02.517204Z"},
+                 {"id":"b","agent_id":"g","action_type":"x","status":"pending","created_at":"2026-09-01T09:15:02+00:00"},
+                 {"id":"c","agent_id":"g","action_type":"x","status":"pending","created_at":"yesterday"}]"#,
+            "approval",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.len(),
+            2,
+            "`Z` and `+00:00`, with or without microseconds"
+        );
+        assert_eq!(bad.len(), 1, "a malformed row is reported, not fatal");
+    }
+}
