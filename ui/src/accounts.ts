@@ -11,7 +11,7 @@ import type { SecretStoreKind } from "./bindings/SecretStoreKind";
 
 const PLATFORMS: { id: Platform; label: string; ready: boolean }[] = [
   { id: "molecule", label: "Molecule AI", ready: true },
-  { id: "clawith", label: "Clawith", ready: false },
+  { id: "clawith", label: "Clawith", ready: true },
   { id: "harn", label: "harn", ready: false },
   { id: "surfsense", label: "SurfSense", ready: false },
   { id: "langgraph", label: "LangGraph", ready: false },
@@ -47,7 +47,9 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
   platform.value = existing?.platform ?? "molecule";
   const [name, nameLabel] = input("name", "Name", existing?.name ?? "", { placeholder: "prod" });
   const [url, urlLabel] = input("url", "Server URL", existing?.url ?? "", { placeholder: "https://acme.moleculesai.app" });
-  const [token, tokenLabel] = input("token", existing ? "Token (leave empty to keep the stored one)" : "Admin or org API token", "", { type: "password" });
+  const [token, tokenLabel] = input("token", "", "", { type: "password" });
+  const [login, loginLabel] = input("login", "Username or email", setting(existing, "login"), { placeholder: "dana@example.org" });
+  const [tenant, tenantLabel] = input("tenant", "Company (only if you belong to several: id, slug or name)", setting(existing, "tenant"));
   const [reviewer, reviewerLabel] = input("reviewer", "Decide as", existing?.reviewer ?? "", { placeholder: "your name, sent as decided_by" });
   const [origin, originLabel] = input("ws_origin", "WebSocket origin (if the server sets CORS_ORIGINS)", setting(existing, "ws_origin"));
   const [org, orgLabel] = input("org_id", "Org id (SaaS tenants)", setting(existing, "org_id"));
@@ -60,14 +62,32 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
   const el = h("form", { class: "account-form", "data-testid": "account-form" },
     h("h3", {}, existing ? `Edit ${existing.name}` : "Add an account"),
     h("label", { for: "f-platform" }, "Platform", platform),
-    nameLabel, urlLabel, tokenLabel, reviewerLabel, originLabel, orgLabel, fileLabel, error,
+    nameLabel, urlLabel, loginLabel, tenantLabel, tokenLabel, reviewerLabel, originLabel, orgLabel, fileLabel, error,
     h("div", { class: "buttons" }, save,
       h("button", { type: "button", class: "link", onclick: done }, "Cancel")));
+  // Show the fields the chosen platform uses.
+  const fit = () => {
+    const clawith = platform.value === "clawith";
+    loginLabel.hidden = !clawith;
+    tenantLabel.hidden = !clawith;
+    originLabel.hidden = clawith;
+    orgLabel.hidden = clawith;
+    const keep = existing ? " (leave empty to keep the stored one)" : "";
+    tokenLabel.firstChild!.textContent = (clawith ? "Password" : "Admin or org API token") + keep;
+    url.placeholder = clawith ? "https://clawith.example.org" : "https://acme.moleculesai.app";
+  };
+  platform.addEventListener("change", fit);
+  fit();
   el.addEventListener("submit", (e) => {
     e.preventDefault();
     const settings: Record<string, string> = {};
-    if (origin.value.trim()) settings.ws_origin = origin.value.trim();
-    if (org.value.trim()) settings.org_id = org.value.trim();
+    if (platform.value === "clawith") {
+      settings.login = login.value.trim();
+      if (tenant.value.trim()) settings.tenant = tenant.value.trim();
+    } else {
+      if (origin.value.trim()) settings.ws_origin = origin.value.trim();
+      if (org.value.trim()) settings.org_id = org.value.trim();
+    }
     save.disabled = true;
     error.textContent = "";
     const store: SecretStoreKind = fileStore.checked ? "file" : "keychain";

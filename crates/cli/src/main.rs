@@ -113,9 +113,16 @@ enum AccountCommand {
         name: String,
         #[arg(long)]
         url: String,
-        /// Name of the environment variable holding the token.
+        /// Name of the environment variable holding the token (Molecule) or
+        /// password (Clawith).
         #[arg(long, value_name = "VAR")]
         secret_env: Option<String>,
+        /// Clawith: the username, email or phone to log in with.
+        #[arg(long)]
+        username: Option<String>,
+        /// Clawith: the company to sign in to, for users in several (id, slug or name).
+        #[arg(long)]
+        tenant: Option<String>,
         /// The name your decisions are recorded under (default: $USER).
         #[arg(long)]
         reviewer: Option<String>,
@@ -309,6 +316,8 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
             name,
             url,
             secret_env,
+            username,
+            tenant,
             reviewer,
             secret_store,
             ws_origin,
@@ -331,6 +340,12 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
             }
             if let Some(o) = org_id {
                 settings.insert("org_id".into(), o.into());
+            }
+            if let Some(u) = username {
+                settings.insert("login".into(), u.into());
+            }
+            if let Some(t) = tenant {
+                settings.insert("tenant".into(), t.into());
             }
             let store = match secret_store {
                 SecretStoreArg::Keychain => SecretStoreKind::Keychain,

@@ -475,3 +475,104 @@ async fn export_writes_every_request_and_decision() {
         "fields are CSV-quoted: {csv}"
     );
 }
+
+mod clawith {
+    use super::*;
+    use countersign_fakes::clawith::{Config, FakeClawith};
+
+    #[tokio::test]
+    async fn a_clawith_account_syncs_decides_and_shows_l2_activity() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let o = countersign(dir.path())
+            .args([
+                "account",
+                "add",
+                "clawith",
+                "--name",
+                "claw",
+                "--url",
+                &fake.url(),
+                "--username",
+                "dana@example.org",
+                "--secret-env",
+                "CLAWITH_PASSWORD",
+                "--secret-store",
+                "file",
+            ])
+            .env("CLAWITH_PASSWORD", "hunter22")
+            .output()
+            .await
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("claw: 2 pending"), "{}", stdout(&o));
+
+        let pending = pending_json(dir.path()).await;
+        let legacy = pending
+            .iter()
+            .find(|r| r["remote_id"] == fake.seed.approvals[0].as_str())
+            .unwrap();
+        assert_eq!(legacy["agent"], "Archivist");
+        assert_eq!(legacy["tier"], "L3");
+        let id = legacy["id"].to_string();
+        let o = run(
+            dir.path(),
+            &["decide", &id, "deny", "--comment", "keep the draft"],
+        )
+        .await;
+        assert!(o.status.success(), "{} {}", stdout(&o), stderr(&o));
+        assert_eq!(
+            fake.received_resolves()[0].body,
+            serde_json::json!({"action": "reject"})
+        );
+        let shown: Value =
+            serde_json::from_slice(&run(dir.path(), &["show", &id, "--json"]).await.stdout)
+                .unwrap();
+        assert_eq!(shown["status"], "denied");
+        assert_eq!(
+            shown["decided_by"], "dana@example.org",
+            "decided as the login, by default"
+        );
+
+        let o = run(dir.path(), &["activity", "--json"]).await;
+        let items: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            items
+                .iter()
+                .any(|a| a["title"] == "[Archivist] executed: write_workspace_files"),
+            "the L2 action shows in `countersign activity`: {items:?}"
+        );
+        let o = run(dir.path(), &["account", "list", "--json"]).await;
+        assert!(
+            !stdout(&o).contains("hunter22"),
+            "the password is never printed"
+        );
+
+        let o = countersign(dir.path())
+            .args([
+                "account",
+                "add",
+                "clawith",
+                "--name",
+                "nouser",
+                "--url",
+                &fake.url(),
+                "--secret-env",
+                "CLAWITH_PASSWORD",
+                "--secret-store",
+                "file",
+            ])
+            .env("CLAWITH_PASSWORD", "hunter22")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("username"),
+            "a missing --username is explained: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -54,6 +54,17 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
                 .map(drop)
                 .map_err(|e| InboxError::Invalid(format!("bad Molecule settings: {e}")))
         }
+        Platform::Clawith => {
+            let s: countersign_clawith::Settings = serde_json::from_value(settings.clone())
+                .map_err(|e| InboxError::Invalid(format!("bad Clawith settings: {e}")))?;
+            if s.login.trim().is_empty() {
+                return Err(InboxError::Invalid(
+                    "a Clawith account needs the username or email to log in with (--username)"
+                        .into(),
+                ));
+            }
+            Ok(())
+        }
         other => Err(InboxError::Unsupported(other)),
     }
 }

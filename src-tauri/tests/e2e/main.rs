@@ -608,3 +608,86 @@ async fn every_view_shows_what_the_reviewer_has() {
     app.shot("detail").await;
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
+    use countersign_fakes::clawith::{Config as ClawithConfig, FakeClawith};
+    let fake = FakeClawith::start(ClawithConfig::default()).await.unwrap();
+    let app = Desktop::launch(|_| {}).await;
+
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=account-platform] option[value=clawith]")
+        .await;
+    app.until(
+        "the Clawith fields",
+        "!document.querySelector('[data-testid=account-login]').closest('label').hidden",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=account-name]", "claw").await;
+    app.type_into("[data-testid=account-url]", &fake.url())
+        .await;
+    app.type_into("[data-testid=account-login]", "dana@example.org")
+        .await;
+    app.type_into("[data-testid=account-token]", "hunter22")
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account polls",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'polling')",
+        PATIENT,
+    )
+    .await;
+
+    app.keys("gi").await;
+    app.until(
+        "both L3 approvals",
+        &format!("{} === 2", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    app.until("the first one's detail", DETAIL_FOLLOWS, PATIENT)
+        .await;
+    let title = app
+        .js("return document.querySelector('[data-testid=detail-title]').textContent")
+        .await;
+    app.keys("a").await;
+    app.until(
+        "it left the inbox",
+        &format!("{} === 1", rows("request-row")),
+        PATIENT,
+    )
+    .await;
+    let received = fake.received_resolves();
+    assert_eq!(received.len(), 1, "one resolve reached Clawith");
+    assert_eq!(received[0].body, json!({"action": "approve"}));
+    let approved = fake.approval(&received[0].approval_id).unwrap();
+    assert_eq!(approved.status, "approved");
+    let path = approved.details["args"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            approved.details["args"]["path"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+    assert!(
+        path.contains(title.as_str().unwrap().rsplit(' ').next().unwrap()),
+        "the request approved is the one shown: {title} / {path}"
+    );
+
+    app.keys("ga").await;
+    app.until(
+        "the L2 item",
+        "[...document.querySelectorAll('[data-testid=activity-row]')].some(e => e.textContent.includes('[Archivist] executed: write_workspace_files'))",
+        PATIENT,
+    )
+    .await;
+    app.close().await;
+}
