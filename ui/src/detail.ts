@@ -101,6 +101,16 @@ export function renderDetail(
           x.comment ? h("div", { class: "comment" }, x.comment) : null)))
     : null;
 
+  const reports = d.reports.length
+    ? h("section", { class: "reports", "data-testid": "reports" }, h("h3", {}, "Reported by the platform"),
+        ...d.reports.map((r) => {
+          const body = r.details && typeof r.details === "object" && !Array.isArray(r.details) ? r.details["body"] : null;
+          return h("div", { class: "report" },
+            h("div", {}, h("strong", {}, r.title), h("span", { class: "muted" }, ` · ${when(r.occurred_at)}`)),
+            typeof body === "string" ? h("div", { class: "report-body" }, body) : null);
+        }))
+    : null;
+
   return h(
     "article",
     { class: "detail-body", "data-testid": "detail" },
@@ -124,6 +134,7 @@ export function renderDetail(
       field("Link", d.link)),
     h("section", {}, h("div", { class: "section-head" }, h("h3", {}, "Arguments"), toggle), argsBox),
     decisions,
+    reports,
     actions,
   );
 }

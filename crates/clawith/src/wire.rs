@@ -176,6 +176,7 @@ pub fn notification_activity(
         details: json!({ "body": n.body, "link": n.link, "approval_id": n.ref_id }),
         occurred_at: n.created_at,
         raw,
+        request_remote_id: n.ref_id.clone(),
     }
 }
 
@@ -197,6 +198,7 @@ pub fn audit_activity(a: &AuditRow, agent: Option<String>, raw: Value) -> Option
         details: arguments(&a.details),
         occurred_at: a.created_at,
         raw,
+        request_remote_id: None,
     })
 }
 

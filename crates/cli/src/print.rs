@@ -160,6 +160,19 @@ pub fn detail(out: &mut impl Write, d: &RequestDetail, as_json: bool) -> io::Res
                 .unwrap_or_default()
         )?;
     }
+    for r in &d.reports {
+        writeln!(
+            out,
+            "  reported {}: {}",
+            r.occurred_at.to_rfc3339(),
+            clean(&r.title)
+        )?;
+        if let Some(body) = r.details.get("body").and_then(|b| b.as_str()) {
+            for line in body.lines() {
+                writeln!(out, "    {}", clean(line))?;
+            }
+        }
+    }
     writeln!(out, "  raw payload:")?;
     for line in pretty(&d.raw).lines() {
         writeln!(out, "    {}", clean(line))?;

@@ -536,6 +536,34 @@ mod clawith {
             "decided as the login, by default"
         );
 
+        // Approving the runtime one: Clawith reports the outcome only in a
+        // notification, which the next sync attaches to the request.
+        let runtime = pending
+            .iter()
+            .find(|r| r["remote_id"] == fake.seed.approvals[1].as_str())
+            .unwrap();
+        let rid = runtime["id"].to_string();
+        assert!(run(dir.path(), &["decide", &rid, "approve"])
+            .await
+            .status
+            .success());
+        assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+        let shown: Value =
+            serde_json::from_slice(&run(dir.path(), &["show", &rid, "--json"]).await.stdout)
+                .unwrap();
+        let reports = shown["reports"].as_array().unwrap();
+        assert!(
+            reports
+                .iter()
+                .any(|r| r["details"]["body"] == "Original Agent Run queued to resume"),
+            "the result Clawith reported is in the request's history: {reports:?}"
+        );
+        let text = stdout(&run(dir.path(), &["show", &rid]).await);
+        assert!(
+            text.contains("Original Agent Run queued to resume"),
+            "{text}"
+        );
+
         let o = run(dir.path(), &["activity", "--json"]).await;
         let items: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
         assert!(

@@ -104,6 +104,9 @@ impl Inbox {
             raw: r.raw.clone(),
             first_seen_at: r.first_seen_at,
             decisions,
+            reports: self
+                .store
+                .activity_for_request(r.account_id, &r.remote_id)?,
         })
     }
 

@@ -79,6 +79,8 @@ pub struct RequestDetail {
     pub raw: Value,
     pub first_seen_at: DateTime<Utc>,
     pub decisions: Vec<Decision>,
+    /// What the platform reported about it afterwards (e.g. the tool's result).
+    pub reports: Vec<countersign_model::Activity>,
 }
 
 /// An account with its health; never its secret.

@@ -170,6 +170,9 @@ pub struct ObservedActivity {
     pub details: Value,
     pub occurred_at: DateTime<Utc>,
     pub raw: Value,
+    /// The request this item reports on (a tool's result, an escalation),
+    /// by the platform's id.
+    pub request_remote_id: Option<String>,
 }
 
 /// A stored activity item.
@@ -190,4 +193,5 @@ pub struct Activity {
     pub occurred_at: DateTime<Utc>,
     pub read: bool,
     pub raw: Value,
+    pub request_remote_id: Option<String>,
 }

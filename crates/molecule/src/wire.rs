@@ -212,6 +212,7 @@ pub fn parse_frame(
             details: p.clone(),
             occurred_at: envelope.timestamp,
             raw: raw.clone(),
+            request_remote_id: field(p, "approval_id").map(str::to_owned),
         })))
     };
     match envelope.event.as_str() {

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const ACTIVITY_COLUMNS: &str =
     "v.id, v.account_id, a.name AS account, a.platform, v.remote_id, v.event_type,
-    v.title, v.agent, v.details, v.occurred_at, v.read, v.raw";
+    v.title, v.agent, v.details, v.occurred_at, v.read, v.raw, v.request_remote_id";
 
 fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
     Ok(Activity {
@@ -24,6 +24,7 @@ fn activity_from_row(row: &Row<'_>) -> rusqlite::Result<Activity> {
         occurred_at: row.get("occurred_at")?,
         read: row.get("read")?,
         raw: row.get("raw")?,
+        request_remote_id: row.get("request_remote_id")?,
     })
 }
 
@@ -36,8 +37,9 @@ impl Store {
     ) -> Result<Option<Activity>> {
         let conn = self.conn();
         let inserted = conn.execute(
-            "INSERT INTO activity (account_id, remote_id, event_type, title, agent, details, occurred_at, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO activity (account_id, remote_id, event_type, title, agent, details, occurred_at, raw,
+                request_remote_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(account_id, remote_id) DO NOTHING",
             params![
                 account_id,
@@ -47,7 +49,8 @@ impl Store {
                 item.agent,
                 item.details,
                 item.occurred_at,
-                item.raw
+                item.raw,
+                item.request_remote_id
             ],
         )?;
         if inserted == 0 {
@@ -73,6 +76,17 @@ impl Store {
              WHERE (?1 IS NULL OR a.name = ?1) ORDER BY v.occurred_at DESC, v.id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![account, limit], activity_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// What the platform reported about one request, oldest first.
+    pub fn activity_for_request(&self, account_id: i64, remote_id: &str) -> Result<Vec<Activity>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activity v JOIN accounts a ON a.id = v.account_id
+             WHERE v.account_id = ?1 AND v.request_remote_id = ?2 ORDER BY v.occurred_at, v.id"
+        ))?;
+        let rows = stmt.query_map(params![account_id, remote_id], activity_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

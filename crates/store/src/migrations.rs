@@ -112,7 +112,14 @@ CREATE TABLE activity (
 CREATE INDEX activity_time ON activity(occurred_at);
 "#;
 
+/// Activity items can name the request they report on (Clawith's tool
+/// results, Molecule's escalations), so its history entry can show them.
+const V2_ACTIVITY_REQUEST: &str = r#"
+ALTER TABLE activity ADD COLUMN request_remote_id TEXT;
+CREATE INDEX activity_request ON activity(account_id, request_remote_id);
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1_INITIAL)])
+    Migrations::new(vec![M::up(V1_INITIAL), M::up(V2_ACTIVITY_REQUEST)])
 }

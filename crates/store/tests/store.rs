@@ -532,6 +532,7 @@ mod activity {
             details: json!({}),
             occurred_at: t0(),
             raw: json!({}),
+            request_remote_id: Some("a".into()),
         };
         assert!(store.insert_activity(acc, &item).unwrap().is_some());
         assert!(
@@ -542,6 +543,11 @@ mod activity {
         assert_eq!(feed.len(), 1);
         assert!(store.mark_activity_read(feed[0].id).unwrap());
         assert!(store.activity(Some("prod"), 10).unwrap()[0].read);
+        assert_eq!(
+            store.activity_for_request(acc, "a").unwrap().len(),
+            1,
+            "an item naming a request is found from that request"
+        );
     }
 }
 

@@ -225,14 +225,20 @@ impl Desktop {
         }
     }
 
+    /// Clicks an element, finding it again if a re-render replaced it.
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        let mut last = String::new();
+        for _ in 0..10 {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(el) => match el.click().await {
+                    Ok(()) => return,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not click {css}: {last}");
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {

@@ -5,4 +5,4 @@ import type { JsonValue } from "./serde_json/JsonValue";
 /**
  * A stored activity item.
  */
-export type Activity = { id: number, account_id: number, account: string, platform: Platform, remote_id: string, event_type: string, title: string, agent: string | null, details: JsonValue, occurred_at: string, read: boolean, raw: JsonValue, };
+export type Activity = { id: number, account_id: number, account: string, platform: Platform, remote_id: string, event_type: string, title: string, agent: string | null, details: JsonValue, occurred_at: string, read: boolean, raw: JsonValue, request_remote_id: string | null, };
