@@ -75,6 +75,7 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
     const keep = existing ? " (leave empty to keep the stored one)" : "";
     tokenLabel.firstChild!.textContent = (clawith ? "Password" : "Admin or org API token") + keep;
     url.placeholder = clawith ? "https://clawith.example.org" : "https://acme.moleculesai.app";
+    reviewer.placeholder = clawith ? "shown in your history; defaults to the username" : "your name, sent to Molecule AI as decided_by";
   };
   platform.addEventListener("change", fit);
   fit();

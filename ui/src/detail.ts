@@ -87,8 +87,10 @@ export function renderDetail(
           }
         } }, "Approve with edits")));
     }
-    if (d.platform === "molecule") {
-      actions.append(h("p", { class: "hint" }, "Molecule AI keeps no comments: yours stays in Countersign's history."));
+    const noComments: Partial<Record<RequestDetail["platform"], string>> = { molecule: "Molecule AI", clawith: "Clawith" };
+    const name = noComments[d.platform];
+    if (name) {
+      actions.append(h("p", { class: "hint" }, `${name} keeps no comments: yours stays in Countersign's history.`));
     }
   }
 

@@ -636,6 +636,7 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
         .await;
     app.type_into("[data-testid=account-token]", "hunter22")
         .await;
+    app.shot("clawith-form").await;
     app.click("[data-testid=account-save]").await;
     app.until(
         "the account polls",
@@ -656,6 +657,7 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
     let title = app
         .js("return document.querySelector('[data-testid=detail-title]').textContent")
         .await;
+    app.shot("clawith-detail").await;
     app.keys("a").await;
     app.until(
         "it left the inbox",
