@@ -13,7 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 
+/// One app at a time: each test's desktop (WebKit, Xvfb, D-Bus) is heavy
+/// for a two-core machine, and timing assertions need a quiet one.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Desktop {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     pub client: Client,
     /// DISPLAY and DBUS_SESSION_BUS_ADDRESS of this private desktop.
     session: Vec<(&'static str, String)>,
@@ -59,6 +64,7 @@ async fn eventually_true(what: &str, mut f: impl FnMut() -> bool) {
 impl Desktop {
     /// Starts everything. `prepare` may fill the data dir before the app starts.
     pub async fn launch(prepare: impl FnOnce(&Path)) -> Desktop {
+        let turn = ONE_AT_A_TIME.lock().await;
         let data = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         prepare(data.path());
@@ -175,6 +181,7 @@ impl Desktop {
             ("DBUS_SESSION_BUS_ADDRESS", address.clone()),
         ];
         Desktop {
+            _turn: turn,
             client,
             session,
             data,
@@ -184,12 +191,27 @@ impl Desktop {
         }
     }
 
-    /// Runs JavaScript in the window and returns its value.
+    /// Runs JavaScript in the window and returns its value. WebKitWebDriver
+    /// now and then answers a busy moment with an empty `unknown error`;
+    /// that one is retried.
     pub async fn js(&self, script: &str) -> Value {
-        self.client
-            .execute(script, vec![])
-            .await
-            .expect("script runs")
+        let mut last = None;
+        for _ in 0..3 {
+            match self.client.execute(script, vec![]).await {
+                Ok(v) => return v,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::UnknownError =>
+                {
+                    last = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("script failed: {e}\n{script}"),
+            }
+        }
+        panic!(
+            "script failed three times: {}\n{script}",
+            last.unwrap_or_default()
+        );
     }
 
     /// Calls a Countersign command as the UI does.
@@ -223,6 +245,13 @@ impl Desktop {
             }
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
+    }
+
+    /// Waits until exactly `n` elements carry `data-testid=testid`.
+    pub async fn count(&self, what: &str, testid: &str, n: usize) {
+        let check = format!("document.querySelectorAll('[data-testid={testid}]').length === {n}");
+        self.until(what, &check, std::time::Duration::from_secs(20))
+            .await;
     }
 
     /// Clicks an element, finding it again if a re-render replaced it.

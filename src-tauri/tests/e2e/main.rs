@@ -75,12 +75,7 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     let hostile_task = "<img src=y onerror=window.__pwned=3>TASK-SECRET-ARG";
     let created = Instant::now();
     let first = fake.create_task_approval(&ws, hostile_action, hostile_reason, hostile_task);
-    app.until(
-        "the request shows",
-        &format!("{} === 1", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the request shows", "request-row", 1).await;
     let latency = created.elapsed();
     assert!(
         latency < SECOND,
@@ -154,21 +149,11 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
         received[0].body,
         json!({"decision": "approved", "decided_by": "dana"})
     );
-    app.until(
-        "the inbox is empty",
-        &format!("{} === 0", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the inbox is empty", "request-row", 0).await;
 
     // It moved to history.
     app.keys("gh").await;
-    app.until(
-        "history lists it",
-        &format!("{} === 1", rows("history-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("history lists it", "history-row", 1).await;
     let entry = app
         .js("return document.querySelector('[data-testid=history-row]').textContent")
         .await;
@@ -181,12 +166,8 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     // notification closes.
     app.keys("gi").await;
     let second = fake.create_approval(&ws, "rotate prod db creds", "quarterly");
-    app.until(
-        "the second request shows",
-        &format!("{} === 1", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the second request shows", "request-row", 1)
+        .await;
     let notified = app.bus();
     assert!(
         notified.contains("Release Manager: rotate prod db creds"),
@@ -218,12 +199,7 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     )
     .await;
     fake.decide_as(&second, "denied", "bob");
-    app.until(
-        "it leaves the inbox",
-        &format!("{} === 0", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("it leaves the inbox", "request-row", 0).await;
     let closed_at = Instant::now();
     while !app.bus().contains("CloseNotification") && closed_at.elapsed() < Duration::from_secs(10)
     {
@@ -245,12 +221,7 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     // Another process (the CLI) decides on the same data dir: the app shows
     // it at once and its engine delivers it from the shared outbox.
     let third = fake.create_approval(&ws, "scale workers to 40", "queue backlog");
-    app.until(
-        "the third request shows",
-        &format!("{} === 1", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the third request shows", "request-row", 1).await;
     let other =
         countersign_store::Store::open(&app.data.path().join("countersign.sqlite3")).unwrap();
     let pending = other.pending(&Default::default()).unwrap();
@@ -492,45 +463,25 @@ async fn every_view_shows_what_the_reviewer_has() {
     for (ws, action, reason, task) in asked {
         ids.push(fake.create_task_approval(ws, action, reason, task));
     }
-    app.until(
-        "the inbox lists them",
-        &format!("{} === 5", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the inbox lists them", "request-row", 5).await;
 
     // History: one approved here, one decided by someone else.
     app.keys("a").await;
-    app.until(
-        "one decided",
-        &format!("{} === 4", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("one decided", "request-row", 4).await;
     assert_eq!(
         fake.approval(&ids[0]).unwrap().status,
         "approved",
         "the first one, approved with `a`"
     );
     fake.decide_as(&ids[4], "denied", "bob (canvas)");
-    app.until(
-        "one resolved elsewhere",
-        &format!("{} === 3", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("one resolved elsewhere", "request-row", 3).await;
     fake.create_task_approval(
         &release,
         "deploy hotfix 2.4.1",
         "Fixes the login redirect loop",
         "REL-312",
     );
-    app.until(
-        "a new one arrives",
-        &format!("{} === 4", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("a new one arrives", "request-row", 4).await;
     app.keys("jj").await;
     app.until("the detail of the third", DETAIL_FOLLOWS, PATIENT)
         .await;
@@ -553,21 +504,11 @@ async fn every_view_shows_what_the_reviewer_has() {
     );
     app.keys("ga").await;
     // Three events, plus the escalation of the sub-agent's refund request.
-    app.until(
-        "the activity feed",
-        &format!("{} === 4", rows("activity-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("the activity feed", "activity-row", 4).await;
     app.shot("activity").await;
 
     app.keys("gh").await;
-    app.until(
-        "history",
-        &format!("{} === 2", rows("history-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("history", "history-row", 2).await;
     let history = app
         .js("return document.querySelector('[data-testid=history-list]').textContent")
         .await;
@@ -596,12 +537,7 @@ async fn every_view_shows_what_the_reviewer_has() {
     app.shot("accounts").await;
 
     app.keys("gi").await;
-    app.until(
-        "back in the inbox",
-        &format!("{} === 4", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("back in the inbox", "request-row", 4).await;
     app.keys("j").await;
     app.until("a detail", DETAIL_FOLLOWS, PATIENT).await;
     app.click("[data-testid=toggle-raw]").await;
@@ -646,12 +582,7 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
     .await;
 
     app.keys("gi").await;
-    app.until(
-        "both L3 approvals",
-        &format!("{} === 2", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("both L3 approvals", "request-row", 2).await;
     app.until("the first one's detail", DETAIL_FOLLOWS, PATIENT)
         .await;
     let title = app
@@ -659,12 +590,7 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
         .await;
     app.shot("clawith-detail").await;
     app.keys("a").await;
-    app.until(
-        "it left the inbox",
-        &format!("{} === 1", rows("request-row")),
-        PATIENT,
-    )
-    .await;
+    app.count("it left the inbox", "request-row", 1).await;
     let received = fake.received_resolves();
     assert_eq!(received.len(), 1, "one resolve reached Clawith");
     assert_eq!(received[0].body, json!({"action": "approve"}));
