@@ -138,84 +138,37 @@ impl Store {
         observed: &ObservedRequest,
         now: DateTime<Utc>,
     ) -> Result<Upserted> {
+        let mut all = self.upsert_requests(account_id, std::slice::from_ref(observed), now)?;
+        all.pop()
+            .ok_or_else(|| StoreError::Corrupt("an upsert wrote nothing".into()))
+    }
+
+    /// [`Store::upsert_request`] for a whole snapshot, in one transaction:
+    /// a first sync of thousands of requests is one commit, not thousands.
+    pub fn upsert_requests(
+        &self,
+        account_id: i64,
+        observed: &[ObservedRequest],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Upserted>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let existing: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM requests WHERE account_id = ?1 AND remote_id = ?2",
-                params![account_id, observed.remote_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let allowed = serde_json::to_value(&observed.allowed_decisions)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (id, created, changed) = match existing {
-            None => {
-                tx.execute(
-                    "INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments,
-                        description, agent, tier, created_at, deadline, allowed_decisions, link, status,
-                        raw, first_seen_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16)",
-                    params![
-                        account_id,
-                        observed.remote_id,
-                        observed.route,
-                        observed.kind.as_str(),
-                        observed.title,
-                        observed.action,
-                        observed.arguments,
-                        observed.description,
-                        observed.agent,
-                        observed.tier,
-                        observed.created_at,
-                        observed.deadline,
-                        allowed,
-                        observed.link,
-                        observed.raw,
-                        now
-                    ],
-                )?;
-                (tx.last_insert_rowid(), true, true)
-            }
-            Some(id) => {
-                // The WHERE clause makes an identical replay a no-op, so
-                // `changed` tells whether anything new arrived.
-                let changed = tx.execute(
-                    "UPDATE requests SET route = ?2, kind = ?3, title = ?4, action = ?5, arguments = ?6,
-                        description = ?7, agent = ?8, tier = ?9, created_at = ?10, deadline = ?11,
-                        allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15
-                     WHERE id = ?1 AND NOT (route IS ?2 AND kind IS ?3 AND title IS ?4 AND action IS ?5
-                        AND arguments IS ?6 AND description IS ?7 AND agent IS ?8 AND tier IS ?9
-                        AND created_at IS ?10 AND deadline IS ?11 AND allowed_decisions IS ?12
-                        AND link IS ?13 AND raw IS ?14)",
-                    params![
-                        id,
-                        observed.route,
-                        observed.kind.as_str(),
-                        observed.title,
-                        observed.action,
-                        observed.arguments,
-                        observed.description,
-                        observed.agent,
-                        observed.tier,
-                        observed.created_at,
-                        observed.deadline,
-                        allowed,
-                        observed.link,
-                        observed.raw,
-                        now
-                    ],
-                )? > 0;
-                (id, false, changed)
-            }
-        };
+        let mut out = Vec::with_capacity(observed.len());
+        for o in observed {
+            let (id, created, changed) = write_observed(&tx, account_id, o, now)?;
+            let request = tx
+                .prepare_cached(&format!(
+                    "SELECT {REQUEST_COLUMNS} FROM requests r JOIN accounts a ON a.id = r.account_id WHERE r.id = ?1"
+                ))?
+                .query_row([id], request_from_row)?;
+            out.push(Upserted {
+                request,
+                created,
+                changed,
+            });
+        }
         tx.commit()?;
-        drop(conn);
-        Ok(Upserted {
-            request: self.request(id)?,
-            created,
-            changed,
-        })
+        Ok(out)
     }
 
     /// Records how a request ended on the platform. Returns the updated
@@ -348,4 +301,83 @@ impl Store {
         let rows = stmt.query_map(params.as_slice(), request_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Inserts or updates one observed request; (id, created, changed).
+fn write_observed(
+    tx: &rusqlite::Transaction<'_>,
+    account_id: i64,
+    observed: &ObservedRequest,
+    now: DateTime<Utc>,
+) -> Result<(i64, bool, bool)> {
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM requests WHERE account_id = ?1 AND remote_id = ?2",
+            params![account_id, observed.remote_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let allowed = serde_json::to_value(&observed.allowed_decisions)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (id, created, changed) = match existing {
+        None => {
+            tx.execute(
+                "INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments,
+                    description, agent, tier, created_at, deadline, allowed_decisions, link, status,
+                    raw, first_seen_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16)",
+                params![
+                    account_id,
+                    observed.remote_id,
+                    observed.route,
+                    observed.kind.as_str(),
+                    observed.title,
+                    observed.action,
+                    observed.arguments,
+                    observed.description,
+                    observed.agent,
+                    observed.tier,
+                    observed.created_at,
+                    observed.deadline,
+                    allowed,
+                    observed.link,
+                    observed.raw,
+                    now
+                ],
+            )?;
+            (tx.last_insert_rowid(), true, true)
+        }
+        Some(id) => {
+            // The WHERE clause makes an identical replay a no-op, so
+            // `changed` tells whether anything new arrived.
+            let changed = tx.execute(
+                "UPDATE requests SET route = ?2, kind = ?3, title = ?4, action = ?5, arguments = ?6,
+                    description = ?7, agent = ?8, tier = ?9, created_at = ?10, deadline = ?11,
+                    allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15
+                 WHERE id = ?1 AND NOT (route IS ?2 AND kind IS ?3 AND title IS ?4 AND action IS ?5
+                    AND arguments IS ?6 AND description IS ?7 AND agent IS ?8 AND tier IS ?9
+                    AND created_at IS ?10 AND deadline IS ?11 AND allowed_decisions IS ?12
+                    AND link IS ?13 AND raw IS ?14)",
+                params![
+                    id,
+                    observed.route,
+                    observed.kind.as_str(),
+                    observed.title,
+                    observed.action,
+                    observed.arguments,
+                    observed.description,
+                    observed.agent,
+                    observed.tier,
+                    observed.created_at,
+                    observed.deadline,
+                    allowed,
+                    observed.link,
+                    observed.raw,
+                    now
+                ],
+            )? > 0;
+            (id, false, changed)
+        }
+    };
+    Ok((id, created, changed))
 }

@@ -29,9 +29,19 @@ impl Engine {
             pending: snapshot.pending.len(),
             ..Default::default()
         };
-        for observed in &snapshot.pending {
-            if self.upsert(account, observed)? {
+        // One transaction for the whole snapshot; events only for what is
+        // new or changed.
+        let now = self.now();
+        for up in self
+            .shared
+            .store
+            .upsert_requests(account.id, &snapshot.pending, now)?
+        {
+            if up.created {
                 report.new += 1;
+                self.emit(SyncEvent::RequestAdded(up.request));
+            } else if up.changed {
+                self.emit(SyncEvent::RequestUpdated(up.request));
             }
         }
         for item in &snapshot.activity {
