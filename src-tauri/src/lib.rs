@@ -19,6 +19,15 @@ use std::sync::Arc;
 use tauri::{Emitter, Manager, WindowEvent};
 
 pub fn run() {
+    // Without a display GTK panics deep inside the event loop; say it plainly.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        eprintln!(
+            "error: no display: Countersign's window needs a desktop session (DISPLAY or WAYLAND_DISPLAY); \
+             the `countersign` CLI works without one"
+        );
+        std::process::exit(1);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

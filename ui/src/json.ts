@@ -38,7 +38,9 @@ function node(v: JsonValue | undefined, depth: number): HTMLElement {
 }
 
 export function tree(v: JsonValue): HTMLElement {
-  return h("div", { class: "json-tree", "data-testid": "args-tree" }, node(v, 0));
+  const empty = v === null || (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0);
+  return h("div", { class: "json-tree", "data-testid": "args-tree" },
+    empty ? h("span", { class: "j-null" }, "No arguments") : node(v, 0));
 }
 
 export function raw(v: unknown): HTMLElement {
