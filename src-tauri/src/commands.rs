@@ -138,6 +138,15 @@ pub async fn decide(
         }
     });
     let results = futures::future::join_all(runs).await;
+    // Decided here: its notification has nothing left to ask, whatever
+    // became of the delivery.
+    state.notifier.close(
+        results
+            .iter()
+            .filter(|r| r.delivery.is_some())
+            .map(|r| r.id)
+            .collect(),
+    );
     crate::events::refresh(&app, &state);
     Ok(results)
 }
