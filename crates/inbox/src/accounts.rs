@@ -197,16 +197,13 @@ impl Inbox {
 
     /// Accounts with their last known health and pending count.
     pub fn accounts(&self) -> Result<Vec<AccountView>> {
-        let pending = self.store.pending(&Default::default())?;
+        let counts = self.store.pending_counts()?;
         self.store
             .accounts()?
             .into_iter()
             .map(|account| {
                 let health = self.store.health(account.id)?;
-                let count = pending
-                    .iter()
-                    .filter(|r| r.account_id == account.id)
-                    .count();
+                let count = counts.get(&account.id).copied().unwrap_or(0) as usize;
                 Ok(AccountView::new(account, health, count))
             })
             .collect()

@@ -184,11 +184,6 @@ impl Running {
             .is_some()
     }
 
-    /// Nudges every account to deliver due decisions now.
-    pub fn wake_all(&self) {
-        self.handles.values().for_each(|h| h.retry_now());
-    }
-
     pub async fn stop_account(&mut self, account_id: i64) {
         if let Some(h) = self.handles.remove(&account_id) {
             h.stop().await;

@@ -288,6 +288,18 @@ impl Store {
         )?)
     }
 
+    /// Pending requests per active account, for the account list (without
+    /// loading the requests themselves).
+    pub fn pending_counts(&self) -> Result<std::collections::HashMap<i64, i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT r.account_id, COUNT(*) FROM requests r JOIN accounts a ON a.id = r.account_id
+             WHERE r.status = 'pending' AND a.removed_at IS NULL GROUP BY r.account_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn query_requests(&self, f: &Filter, order: &str, limit: Option<u32>) -> Result<Vec<Request>> {
         let limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
         let sql = format!(

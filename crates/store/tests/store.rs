@@ -124,6 +124,12 @@ mod requests {
         store
             .upsert_request(b, &observed("x", "act", json!({})), t0())
             .unwrap();
+        let counts = store.pending_counts().unwrap();
+        assert_eq!(
+            (counts[&a], counts[&b]),
+            (1, 1),
+            "the account list counts each account's own requests"
+        );
         assert_eq!(
             store.pending(&PendingQuery::default()).unwrap().len(),
             2,
