@@ -406,3 +406,26 @@ async fn org_tokens_are_minted_used_and_revoked() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn control_routes_take_json_as_curl_sends_it() {
+    let (f, _) = fake().await;
+    // `curl -d '{...}'` labels its body application/x-www-form-urlencoded.
+    let r = Client::new()
+        .post(format!("{}/__fake/approvals", f.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"action":"rotate prod db creds","reason":"quarterly"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the README's demo command must work"
+    );
+    let id = r.json::<Value>().await.unwrap()["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(f.approval(&id).unwrap().action, "rotate prod db creds");
+}

@@ -586,7 +586,9 @@ async fn stats(State(s): State<AppState>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn fake_autonomy(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn fake_autonomy(State(s): State<AppState>, body: Bytes) -> Response {
+    // JSON whatever the Content-Type, so a plain `curl -d` works.
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let details = body.get("details").cloned().unwrap_or_else(|| json!({}));
     let id = s.autonomy(

@@ -491,7 +491,8 @@ async fn revoke_org_token(
     }
 }
 
-async fn control_workspace(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn control_workspace(State(s): State<AppState>, body: Bytes) -> Response {
+    let body = control_body(&body);
     let name = body
         .get("name")
         .and_then(Value::as_str)
@@ -500,7 +501,8 @@ async fn control_workspace(State(s): State<AppState>, Json(body): Json<Value>) -
     Json(json!({"id": s.add_workspace(name, parent)})).into_response()
 }
 
-async fn control_approval(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn control_approval(State(s): State<AppState>, body: Bytes) -> Response {
+    let body = control_body(&body);
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let ws = match text("workspace_id") {
         w if !w.is_empty() => w,
@@ -515,7 +517,8 @@ async fn control_approval(State(s): State<AppState>, Json(body): Json<Value>) ->
     }
 }
 
-async fn control_decide(State(s): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn control_decide(State(s): State<AppState>, body: Bytes) -> Response {
+    let body = control_body(&body);
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let ok = s.decide(
         &text("approval_id"),
@@ -536,4 +539,10 @@ async fn control_decisions(State(s): State<AppState>) -> Response {
         })
         .collect();
     Json(list).into_response()
+}
+
+/// Control bodies are JSON whatever the Content-Type, so a plain
+/// `curl -d '{…}'` (which says form-urlencoded) works.
+fn control_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
 }
