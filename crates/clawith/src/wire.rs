@@ -151,6 +151,7 @@ pub fn request(row: &ApprovalRow, base: &str, raw: Value) -> ObservedRequest {
         deadline: None,
         allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
         link: Some(format!("{base}/agents/{}#approvals", row.agent_id)),
+        extra: Default::default(),
         raw,
     }
 }

@@ -8,7 +8,7 @@ mod connector {
     use countersign_fakes::clawith::{Config, FakeClawith};
     use countersign_model::{
         Clock, Decision, Delivery, ManualClock, ObservedRequest, Outcome, Platform, Request,
-        Secret, Status, SystemClock,
+        Secret, SystemClock,
     };
     use serde_json::json;
     use std::sync::Arc;
@@ -45,33 +45,7 @@ mod connector {
     }
 
     fn stored(o: &ObservedRequest) -> Request {
-        Request {
-            id: 1,
-            account_id: 1,
-            account: "c".into(),
-            platform: Platform::Clawith,
-            remote_id: o.remote_id.clone(),
-            route: o.route.clone(),
-            kind: o.kind,
-            title: o.title.clone(),
-            action: o.action.clone(),
-            arguments: o.arguments.clone(),
-            description: o.description.clone(),
-            agent: o.agent.clone(),
-            tier: o.tier.clone(),
-            created_at: o.created_at,
-            deadline: o.deadline,
-            allowed_decisions: o.allowed_decisions.clone(),
-            link: o.link.clone(),
-            status: Status::Pending,
-            outcome: None,
-            decided_by: None,
-            decided_at: None,
-            comment: None,
-            raw: o.raw.clone(),
-            first_seen_at: o.created_at,
-            updated_at: o.created_at,
-        }
+        Request::observed_as_pending(o, 1, "c", Platform::Clawith)
     }
 
     fn decision(outcome: Outcome, attempts: u32, error: Option<&str>) -> Decision {

@@ -18,8 +18,15 @@ pub enum Kind {
     /// A non-blocking item: answering it records a decision but the agent
     /// does not wait for it (proposals, reports).
     Activity,
+    /// A task handed up to a person or role, to be accepted.
+    Escalation,
 }
-named_enum!(Kind, "kind", { Approval => "approval", Question => "question", Activity => "activity" });
+named_enum!(Kind, "kind", {
+    Approval => "approval",
+    Question => "question",
+    Activity => "activity",
+    Escalation => "escalation",
+});
 
 /// Where a request stands. Only `Pending` is actionable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
@@ -98,8 +105,59 @@ pub struct ObservedRequest {
     pub allowed_decisions: Vec<AllowedDecision>,
     /// A link back to the request on the platform, where it has one.
     pub link: Option<String>,
+    /// What the platform says beyond the common fields.
+    #[serde(default)]
+    pub extra: RequestExtra,
     /// The payload exactly as received.
     pub raw: Value,
+}
+
+/// What some platforms say about a request beyond the common fields:
+/// progress towards a quorum, whether anyone waits on it, why this account
+/// may not answer, the shape an answer must have, and named facts to show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+#[serde(default)]
+pub struct RequestExtra {
+    /// The platform's own name for this kind of request ("dual control").
+    pub label: Option<String>,
+    /// Approvals counted so far, for requests that need several reviewers.
+    pub progress: Option<Progress>,
+    /// Nobody waits on the answer: answering records a decision and
+    /// executes nothing.
+    pub proposal: bool,
+    /// Why this account cannot answer it (e.g. not on its reviewer list).
+    /// Set, the request is shown but answering is refused.
+    pub read_only: Option<String>,
+    /// A JSON schema a response must satisfy.
+    pub answer_schema: Option<Value>,
+    /// Named facts worth showing (trace id, capabilities, evidence…), in
+    /// the platform's order. Values are raw JSON from the agent.
+    pub facts: Vec<Fact>,
+}
+
+impl RequestExtra {
+    pub fn is_empty(&self) -> bool {
+        self == &RequestExtra::default()
+    }
+}
+
+/// "k of n approved".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct Progress {
+    pub approvals: u32,
+    pub required: u32,
+    /// Who approved so far.
+    pub approvers: Vec<String>,
+}
+
+/// One named value from the platform, shown as text or a JSON tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct Fact {
+    pub name: String,
+    pub value: Value,
 }
 
 /// How a request left the pending list, as the platform tells it.
@@ -140,6 +198,7 @@ pub struct Request {
     pub deadline: Option<DateTime<Utc>>,
     pub allowed_decisions: Vec<AllowedDecision>,
     pub link: Option<String>,
+    pub extra: RequestExtra,
     pub status: Status,
     /// For requests resolved outside Countersign: the platform's outcome.
     pub outcome: Option<String>,
@@ -152,6 +211,45 @@ pub struct Request {
 }
 
 impl Request {
+    /// What the store makes of a newly observed request: pending, first
+    /// seen when it was created. For connectors' tests, which need a stored
+    /// request without a store.
+    pub fn observed_as_pending(
+        o: &ObservedRequest,
+        id: i64,
+        account: &str,
+        platform: Platform,
+    ) -> Request {
+        Request {
+            id,
+            account_id: 1,
+            account: account.to_owned(),
+            platform,
+            remote_id: o.remote_id.clone(),
+            route: o.route.clone(),
+            kind: o.kind,
+            title: o.title.clone(),
+            action: o.action.clone(),
+            arguments: o.arguments.clone(),
+            description: o.description.clone(),
+            agent: o.agent.clone(),
+            tier: o.tier.clone(),
+            created_at: o.created_at,
+            deadline: o.deadline,
+            allowed_decisions: o.allowed_decisions.clone(),
+            link: o.link.clone(),
+            extra: o.extra.clone(),
+            status: Status::Pending,
+            outcome: None,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            raw: o.raw.clone(),
+            first_seen_at: o.created_at,
+            updated_at: o.created_at,
+        }
+    }
+
     pub fn allows(&self, decision: AllowedDecision) -> bool {
         self.allowed_decisions.contains(&decision)
     }

@@ -85,6 +85,7 @@ fn approval(
         deadline: Some(created_at + expiry),
         allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
         link: None,
+        extra: Default::default(),
         raw,
     }
 }

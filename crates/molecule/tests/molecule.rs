@@ -74,7 +74,7 @@ mod wire {
 mod connector {
     use countersign_connector::{Connector, Delivered};
     use countersign_fakes::molecule::{Config, FakeMolecule};
-    use countersign_model::{Decision, Delivery, Outcome, Request, Secret, Status, SystemClock};
+    use countersign_model::{Decision, Delivery, Outcome, Request, Secret, SystemClock};
     use countersign_molecule::{Molecule, MoleculeConfig, Settings};
     use std::sync::Arc;
 
@@ -94,33 +94,7 @@ mod connector {
     }
 
     fn stored(o: &countersign_model::ObservedRequest) -> Request {
-        Request {
-            id: 1,
-            account_id: 1,
-            account: "prod".into(),
-            platform: countersign_model::Platform::Molecule,
-            remote_id: o.remote_id.clone(),
-            route: o.route.clone(),
-            kind: o.kind,
-            title: o.title.clone(),
-            action: o.action.clone(),
-            arguments: o.arguments.clone(),
-            description: o.description.clone(),
-            agent: o.agent.clone(),
-            tier: None,
-            created_at: o.created_at,
-            deadline: o.deadline,
-            allowed_decisions: o.allowed_decisions.clone(),
-            link: None,
-            status: Status::Pending,
-            outcome: None,
-            decided_by: None,
-            decided_at: None,
-            comment: None,
-            raw: o.raw.clone(),
-            first_seen_at: o.created_at,
-            updated_at: o.created_at,
-        }
+        Request::observed_as_pending(o, 1, "prod", countersign_model::Platform::Molecule)
     }
 
     fn decision(outcome: Outcome) -> Decision {

@@ -60,6 +60,7 @@ fn main() {
             deadline: (i % 3 == 0).then(|| t0 + Duration::minutes(10 + (i % 50) as i64)),
             allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
             link: None,
+            extra: Default::default(),
             raw: json!({"id": i}),
         })
         .collect();

@@ -119,7 +119,17 @@ ALTER TABLE activity ADD COLUMN request_remote_id TEXT;
 CREATE INDEX activity_request ON activity(account_id, request_remote_id);
 "#;
 
+/// What a platform says beyond the common fields (quorum progress,
+/// proposals, read-only reasons, answer schemas, facts), as one JSON object.
+const V3_REQUEST_EXTRA: &str = r#"
+ALTER TABLE requests ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1_INITIAL), M::up(V2_ACTIVITY_REQUEST)])
+    Migrations::new(vec![
+        M::up(V1_INITIAL),
+        M::up(V2_ACTIVITY_REQUEST),
+        M::up(V3_REQUEST_EXTRA),
+    ])
 }

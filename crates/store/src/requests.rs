@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
-    r.link, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at";
+    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at";
 
 fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
@@ -34,6 +34,10 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })?,
         link: row.get("link")?,
+        extra: {
+            let v: serde_json::Value = row.get("extra")?;
+            serde_json::from_value(v).unwrap_or_default()
+        },
         status: named(row, "status")?,
         outcome: row.get("outcome")?,
         decided_by: row.get("decided_by")?,
@@ -331,13 +335,15 @@ fn write_observed(
         .optional()?;
     let allowed = serde_json::to_value(&observed.allowed_decisions)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let extra =
+        serde_json::to_value(&observed.extra).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let (id, created, changed) = match existing {
         None => {
             tx.execute(
                 "INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments,
                     description, agent, tier, created_at, deadline, allowed_decisions, link, status,
-                    raw, first_seen_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16)",
+                    raw, first_seen_at, updated_at, extra)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16, ?17)",
                 params![
                     account_id,
                     observed.remote_id,
@@ -354,7 +360,8 @@ fn write_observed(
                     allowed,
                     observed.link,
                     observed.raw,
-                    now
+                    now,
+                    extra
                 ],
             )?;
             (tx.last_insert_rowid(), true, true)
@@ -365,11 +372,11 @@ fn write_observed(
             let changed = tx.execute(
                 "UPDATE requests SET route = ?2, kind = ?3, title = ?4, action = ?5, arguments = ?6,
                     description = ?7, agent = ?8, tier = ?9, created_at = ?10, deadline = ?11,
-                    allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15
+                    allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15, extra = ?16
                  WHERE id = ?1 AND NOT (route IS ?2 AND kind IS ?3 AND title IS ?4 AND action IS ?5
                     AND arguments IS ?6 AND description IS ?7 AND agent IS ?8 AND tier IS ?9
                     AND created_at IS ?10 AND deadline IS ?11 AND allowed_decisions IS ?12
-                    AND link IS ?13 AND raw IS ?14)",
+                    AND link IS ?13 AND raw IS ?14 AND extra IS ?16)",
                 params![
                     id,
                     observed.route,
@@ -385,7 +392,8 @@ fn write_observed(
                     allowed,
                     observed.link,
                     observed.raw,
-                    now
+                    now,
+                    extra
                 ],
             )? > 0;
             (id, false, changed)

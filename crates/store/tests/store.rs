@@ -46,6 +46,7 @@ fn observed(remote_id: &str, action: &str, arguments: serde_json::Value) -> Obse
         deadline: None,
         allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
         link: None,
+        extra: Default::default(),
         raw: json!({"id": remote_id, "action": action, "arguments": arguments}),
     }
 }

@@ -373,6 +373,7 @@ fn seed(dir: &std::path::Path, n: usize) {
                     deadline: None,
                     allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
                     link: None,
+                    extra: Default::default(),
                     raw: json!({"n": i}),
                 },
                 now,

@@ -3,4 +3,4 @@
 /**
  * What the agent is waiting for.
  */
-export type Kind = "approval" | "question" | "activity";
+export type Kind = "approval" | "question" | "activity" | "escalation";

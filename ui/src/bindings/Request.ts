@@ -2,6 +2,7 @@
 import type { AllowedDecision } from "./AllowedDecision";
 import type { Kind } from "./Kind";
 import type { Platform } from "./Platform";
+import type { RequestExtra } from "./RequestExtra";
 import type { Status } from "./Status";
 import type { JsonValue } from "./serde_json/JsonValue";
 
@@ -12,7 +13,7 @@ export type Request = {
 /**
  * Stable local id, the one the CLI and the UI use.
  */
-id: number, account_id: number, account: string, platform: Platform, remote_id: string, route: JsonValue, kind: Kind, title: string, action: string, arguments: JsonValue, description: string | null, agent: string | null, tier: string | null, created_at: string, deadline: string | null, allowed_decisions: Array<AllowedDecision>, link: string | null, status: Status, 
+id: number, account_id: number, account: string, platform: Platform, remote_id: string, route: JsonValue, kind: Kind, title: string, action: string, arguments: JsonValue, description: string | null, agent: string | null, tier: string | null, created_at: string, deadline: string | null, allowed_decisions: Array<AllowedDecision>, link: string | null, extra: RequestExtra, status: Status, 
 /**
  * For requests resolved outside Countersign: the platform's outcome.
  */
