@@ -8,4 +8,5 @@
 //! record of every decision received.
 
 pub mod clawith;
+pub mod harn;
 pub mod molecule;

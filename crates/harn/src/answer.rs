@@ -10,12 +10,21 @@ use serde_json::{json, Map, Value};
 /// A reviewer's answer, before it is written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    Approve { reason: Option<String> },
-    Deny { reason: Option<String> },
+    Approve {
+        reason: Option<String>,
+    },
+    Deny {
+        reason: Option<String>,
+    },
     /// A question's answer, any JSON.
-    Value { answer: Value, reason: Option<String> },
+    Value {
+        answer: Value,
+        reason: Option<String>,
+    },
     /// Accept an escalation.
-    Accept { reason: Option<String> },
+    Accept {
+        reason: Option<String>,
+    },
 }
 
 /// What writing the answer did.
@@ -43,7 +52,10 @@ pub enum AnswerError {
     #[error("only {allowed} may answer this request; this account answers as {reviewer}")]
     NotAllowed { allowed: String, reviewer: String },
     #[error("a {kind} cannot be answered with {answer}")]
-    WrongAnswer { kind: &'static str, answer: &'static str },
+    WrongAnswer {
+        kind: &'static str,
+        answer: &'static str,
+    },
     #[error("harn has no waitpoint for `{0}`; nothing waits for this answer")]
     MissingWaitpoint(String),
     #[error("harn event log: {0}")]
@@ -79,7 +91,9 @@ pub fn answer(
     let mut rows = log::rows_after(&tx, kind.topic(), 0)?;
     rows.extend(log::rows_after(&tx, LEGACY_RESPONSES, 0)?);
     for row in rows.iter().filter(|r| r.request_id() == Some(id)) {
-        let Some(payload) = &row.payload else { continue };
+        let Some(payload) = &row.payload else {
+            continue;
+        };
         match row.kind.as_str() {
             k if k == kind.request_event() => {
                 first.get_or_insert_with(|| payload.clone());
@@ -109,7 +123,10 @@ pub fn answer(
             reviewer: reviewer.into(),
         });
     }
-    let status = waitpoint.get("status").and_then(Value::as_str).unwrap_or("open");
+    let status = waitpoint
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("open");
     if status != "open" {
         return Ok(Written::AlreadyClosed {
             status: status.to_owned(),
@@ -163,11 +180,22 @@ pub fn answer(
     }
     let response = Value::Object(response);
     let now_ms = now.timestamp_millis();
-    append(&tx, kind.topic(), event, &response, headers(&[("request_id", id)]), now_ms)?;
+    append(
+        &tx,
+        kind.topic(),
+        event,
+        &response,
+        headers(&[("request_id", id)]),
+        now_ms,
+    )?;
     responses.push(response.clone());
 
     // 3. Finalize when this answer resolves the request.
-    let trace_id = first.get("trace_id").and_then(Value::as_str).unwrap_or("").to_owned();
+    let trace_id = first
+        .get("trace_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let mut wp = waitpoint.as_object().cloned().unwrap_or_default();
     let outcome = match kind {
         HitlKind::Question => {
@@ -184,24 +212,51 @@ pub fn answer(
             Written::Resolved
         }
         HitlKind::Approval | HitlKind::DualControl => {
-            let prefix = if kind == HitlKind::DualControl { "hitl.dual_control" } else { "hitl.approval" };
+            let prefix = if kind == HitlKind::DualControl {
+                "hitl.dual_control"
+            } else {
+                "hitl.approval"
+            };
             let h = headers(&[("request_id", id), ("trace_id", &trace_id)]);
             match tally(kind, id, &first, &responses) {
                 Tally::Pending { approvers } => {
                     tx.commit()?;
                     let (quorum, _) = quorum_rules(kind, &first["payload"]);
-                    return Ok(Written::Counted { approvals: approvers.len(), required: quorum });
+                    return Ok(Written::Counted {
+                        approvals: approvers.len(),
+                        required: quorum,
+                    });
                 }
                 Tally::Approved { record, last } => {
-                    append(&tx, kind.topic(), &format!("{prefix}_approved"),
-                        &json!({"request_id": id, "record": record}), h, now_ms)?;
+                    append(
+                        &tx,
+                        kind.topic(),
+                        &format!("{prefix}_approved"),
+                        &json!({"request_id": id, "record": record}),
+                        h,
+                        now_ms,
+                    )?;
                     wp.insert("value".into(), record.clone());
-                    complete(&mut wp, last.as_deref().unwrap_or(reviewer), &responded_at, record.get("reason"));
+                    complete(
+                        &mut wp,
+                        last.as_deref().unwrap_or(reviewer),
+                        &responded_at,
+                        record.get("reason"),
+                    );
                     Written::Resolved
                 }
-                Tally::Denied { reviewer: by, reason } => {
-                    append(&tx, kind.topic(), &format!("{prefix}_denied"),
-                        &json!({"request_id": id, "reviewer": by, "reason": reason}), h, now_ms)?;
+                Tally::Denied {
+                    reviewer: by,
+                    reason,
+                } => {
+                    append(
+                        &tx,
+                        kind.topic(),
+                        &format!("{prefix}_denied"),
+                        &json!({"request_id": id, "reviewer": by, "reason": reason}),
+                        h,
+                        now_ms,
+                    )?;
                     wp.insert("status".into(), json!("cancelled"));
                     wp.insert("cancelled_at".into(), json!(responded_at));
                     wp.insert("cancelled_by".into(), json!(by));
@@ -211,7 +266,14 @@ pub fn answer(
             }
         }
     };
-    append(&tx, &wp_topic, "waitpoint.state", &Value::Object(wp), headers(&[("waitpoint_id", id)]), now_ms)?;
+    append(
+        &tx,
+        &wp_topic,
+        "waitpoint.state",
+        &Value::Object(wp),
+        headers(&[("waitpoint_id", id)]),
+        now_ms,
+    )?;
     append(
         &tx,
         "waitpoint.resumes",

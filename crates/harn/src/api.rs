@@ -68,7 +68,11 @@ impl HarnApi {
 
     /// The id of the last stream event seen, used to resume.
     pub fn last_event_id(&self) -> Option<String> {
-        self.inner.last_event_id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .last_event_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn request(&self, client: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
@@ -92,7 +96,8 @@ impl HarnApi {
         let headers = resp.headers().clone();
         let bytes = body(resp).await?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() || status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND {
+        if status.is_success() || status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND
+        {
             return Ok((status, value));
         }
         Err(api_error(status, &headers, &value, &bytes))
@@ -104,7 +109,11 @@ impl HarnApi {
         let mut cursor: Option<String> = None;
         for _ in 0..100 {
             let mut rb = self
-                .request(&self.inner.config.http, Method::GET, "/v1/permission-requests")
+                .request(
+                    &self.inner.config.http,
+                    Method::GET,
+                    "/v1/permission-requests",
+                )
                 .query(&[("limit", "200")]);
             if let Some(c) = &cursor {
                 rb = rb.query(&[("cursor", c.as_str())]);
@@ -154,8 +163,16 @@ impl HarnApi {
     }
 }
 
-fn api_error(status: StatusCode, headers: &reqwest::header::HeaderMap, value: &Value, bytes: &[u8]) -> ConnectorError {
-    let code = value.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
+fn api_error(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    value: &Value,
+    bytes: &[u8],
+) -> ConnectorError {
+    let code = value
+        .pointer("/error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let message = value
         .pointer("/error/message")
         .and_then(Value::as_str)
@@ -184,7 +201,10 @@ pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest
     });
     let payload = item.get("request").cloned().unwrap_or(Value::Null);
     let created = item.get("created_at").cloned().unwrap_or(Value::Null);
-    match (item.get("source").and_then(Value::as_str), HitlKind::of_id(&id)) {
+    match (
+        item.get("source").and_then(Value::as_str),
+        HitlKind::of_id(&id),
+    ) {
         (Some("hitl"), Some(kind)) => {
             let envelope = json!({
                 "request_id": id, "kind": kind.as_str(), "agent": "",
@@ -208,7 +228,11 @@ pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest
             Some(r)
         }
         _ => {
-            let tool = item.get("action").and_then(Value::as_str).unwrap_or("tool").to_owned();
+            let tool = item
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("tool")
+                .to_owned();
             Some(ObservedRequest {
                 remote_id: id,
                 route,
@@ -253,7 +277,11 @@ impl Connector for HarnApi {
             .filter(|i| i.get("status").and_then(Value::as_str) == Some("pending"))
             .filter_map(|i| request_from_item(i, &reviewer))
             .collect();
-        Ok(Snapshot { pending, truncated: false, activity: Vec::new() })
+        Ok(Snapshot {
+            pending,
+            truncated: false,
+            activity: Vec::new(),
+        })
     }
 
     async fn subscribe(&self) -> Result<Option<UpdateStream>, ConnectorError> {
@@ -278,19 +306,38 @@ impl Connector for HarnApi {
             .map(move |ev| -> Vec<Result<Update, ConnectorError>> {
                 let ev = match ev {
                     Ok(ev) => ev,
-                    Err(e) => return vec![Err(ConnectorError::Unavailable(format!("event stream: {e}")))],
+                    Err(e) => {
+                        return vec![Err(ConnectorError::Unavailable(format!(
+                            "event stream: {e}"
+                        )))]
+                    }
                 };
                 if !ev.id.is_empty() {
-                    *this.inner.last_event_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(ev.id.clone());
+                    *this
+                        .inner
+                        .last_event_id
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(ev.id.clone());
                 }
                 match ev.event.as_str() {
                     "error" => {
                         // `cursor_unavailable`: start over from now, and re-list.
                         tracing::warn!("harn event stream error: {}", excerpt(ev.data.as_bytes()));
-                        *this.inner.last_event_id.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                        vec![Ok(Update::Resync), Err(ConnectorError::Unavailable("the event stream lost its place; reconnecting".into()))]
+                        *this
+                            .inner
+                            .last_event_id
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = None;
+                        vec![
+                            Ok(Update::Resync),
+                            Err(ConnectorError::Unavailable(
+                                "the event stream lost its place; reconnecting".into(),
+                            )),
+                        ]
                     }
-                    e if e.starts_with("permission.") || e == "harn.hitl.requested" => vec![Ok(Update::Resync)],
+                    e if e.starts_with("permission.") || e == "harn.hitl.requested" => {
+                        vec![Ok(Update::Resync)]
+                    }
                     "session.update" if ev.data.contains("hitl_") => vec![Ok(Update::Resync)],
                     _ => Vec::new(),
                 }
@@ -317,7 +364,11 @@ impl Connector for HarnApi {
             .collect())
     }
 
-    async fn deliver(&self, request: &Request, decision: &Decision) -> Result<Delivered, ConnectorError> {
+    async fn deliver(
+        &self,
+        request: &Request,
+        decision: &Decision,
+    ) -> Result<Delivered, ConnectorError> {
         let c = &self.inner.config;
         let mut body = json!({"reviewer": c.reviewer});
         match decision.outcome {
@@ -346,10 +397,15 @@ impl Connector for HarnApi {
             .await?;
         match status {
             s if s.is_success() => Ok(Delivered::Confirmed),
-            StatusCode::NOT_FOUND => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id))),
+            StatusCode::NOT_FOUND => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(
+                &request.remote_id,
+            ))),
             _ => {
                 // 409: answered already, in flight, or its task ended.
-                let code = value.pointer("/error/code").and_then(Value::as_str).unwrap_or("");
+                let code = value
+                    .pointer("/error/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if code == "task_terminal" {
                     return Ok(Delivered::ResolvedElsewhere(Resolution {
                         status: Status::Cancelled,
@@ -361,7 +417,9 @@ impl Connector for HarnApi {
                 Ok(Delivered::ResolvedElsewhere(
                     listed
                         .iter()
-                        .find(|i| i.get("id").and_then(Value::as_str) == Some(request.remote_id.as_str()))
+                        .find(|i| {
+                            i.get("id").and_then(Value::as_str) == Some(request.remote_id.as_str())
+                        })
                         .map(|i| self.resolution_of(i))
                         .unwrap_or_else(|| resolved_elsewhere(&request.remote_id)),
                 ))

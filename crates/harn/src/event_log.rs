@@ -60,7 +60,9 @@ impl LogState {
     fn refresh(&mut self, config: &HarnLogConfig) -> Result<Vec<ObservedActivity>, ConnectorError> {
         if self.conn.is_none() {
             self.conn = Some(log::open(&config.path).map_err(|e| match e {
-                LogError::NotAnEventLog(_) | LogError::TooNew(_) => ConnectorError::Rejected(e.to_string()),
+                LogError::NotAnEventLog(_) | LogError::TooNew(_) => {
+                    ConnectorError::Rejected(e.to_string())
+                }
                 e => unavailable(e),
             })?);
         }
@@ -185,7 +187,10 @@ impl Connector for HarnLog {
         self.with_state(|s, c| {
             s.refresh(c)?;
             let pending = s.pending(c);
-            s.shown = pending.iter().map(|p| (p.remote_id.clone(), p.clone())).collect();
+            s.shown = pending
+                .iter()
+                .map(|p| (p.remote_id.clone(), p.clone()))
+                .collect();
             Ok(Snapshot {
                 pending,
                 truncated: false,
@@ -232,7 +237,11 @@ impl Connector for HarnLog {
         .await
     }
 
-    async fn deliver(&self, request: &Request, decision: &Decision) -> Result<Delivered, ConnectorError> {
+    async fn deliver(
+        &self,
+        request: &Request,
+        decision: &Decision,
+    ) -> Result<Delivered, ConnectorError> {
         let answer = answer_for(request, decision)?;
         let id = request.remote_id.clone();
         self.with_state(move |s, c| {
@@ -256,7 +265,9 @@ impl Connector for HarnLog {
                     Ok(Delivered::ResolvedElsewhere(s.resolution(c, &id)))
                 }
                 Err(AnswerError::TimedOut) => Ok(Delivered::ResolvedElsewhere(expired(None))),
-                Err(AnswerError::DeadlinePassed(at)) => Ok(Delivered::ResolvedElsewhere(expired(Some(at)))),
+                Err(AnswerError::DeadlinePassed(at)) => {
+                    Ok(Delivered::ResolvedElsewhere(expired(Some(at))))
+                }
                 Err(AnswerError::Sqlite(e)) => {
                     s.conn = None;
                     Err(unavailable(format!("writing to the harn event log: {e}")))

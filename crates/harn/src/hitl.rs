@@ -94,12 +94,23 @@ pub fn wanted_topic(topic: &str) -> bool {
 /// How a request ended, from the HITL topics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Terminal {
-    Approved { record: Value },
-    Denied { reviewer: Option<String>, reason: Option<String> },
-    Answered { response: Value },
-    Accepted { response: Value },
+    Approved {
+        record: Value,
+    },
+    Denied {
+        reviewer: Option<String>,
+        reason: Option<String>,
+    },
+    Answered {
+        response: Value,
+    },
+    Accepted {
+        response: Value,
+    },
     Executed,
-    TimedOut { at: Option<String> },
+    TimedOut {
+        at: Option<String>,
+    },
 }
 
 /// One request: its first envelope (harn resolves against it) and the
@@ -189,12 +200,7 @@ pub fn tally(kind: HitlKind, request_id: &str, first: &Value, responses: &[Value
                     .and_then(Value::as_str)
                     .map(str::to_owned)
                     .unwrap_or_else(|| {
-                        crate::provenance::approval_signature(
-                            request_id,
-                            rv,
-                            &at,
-                            reason.as_str(),
-                        )
+                        crate::provenance::approval_signature(request_id, rv, &at, reason.as_str())
                     });
                 counted.push((rv.to_owned(), at, sig));
             }

@@ -58,7 +58,10 @@ impl Source {
 /// directory, or a project directory holding `.harn/events.sqlite`.
 pub fn locate_event_log(path: &Path) -> Result<PathBuf, String> {
     let candidates = if path.is_dir() {
-        vec![path.join("events.sqlite"), path.join(".harn").join("events.sqlite")]
+        vec![
+            path.join("events.sqlite"),
+            path.join(".harn").join("events.sqlite"),
+        ]
     } else {
         vec![path.to_path_buf()]
     };

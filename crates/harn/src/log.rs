@@ -20,7 +20,9 @@ pub enum LogError {
     },
     #[error("{0} is not a harn event log (no `events` / `topic_heads` tables); only harn's SQLite backend can be read")]
     NotAnEventLog(String),
-    #[error("the harn event log has schema version {0}, newer than this Countersign understands (1)")]
+    #[error(
+        "the harn event log has schema version {0}, newer than this Countersign understands (1)"
+    )]
     TooNew(i64),
     #[error("harn event log: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -12,7 +12,12 @@ use countersign_model::{
 use serde_json::{json, Value};
 
 /// Why an entry is not answerable, or `None` while it is.
-pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -> Option<Resolution> {
+pub fn ended(
+    state: &HitlState,
+    e: &Entry,
+    reviewer: &str,
+    now: DateTime<Utc>,
+) -> Option<Resolution> {
     let res = |status, outcome: Option<String>, by: Option<String>, at: Option<DateTime<Utc>>| {
         Some(Resolution {
             remote_id: e.id.clone(),
@@ -28,7 +33,12 @@ pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -
             let reviewers: Vec<String> = record
                 .get("reviewers")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             let status = if reviewers.iter().any(|r| r == reviewer) {
                 Status::Approved
@@ -39,8 +49,15 @@ pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -
             let at = record.get("approved_at").and_then(parse_time);
             return res(status, Some("approved".into()), by, at);
         }
-        Some(Terminal::Denied { reviewer: by, reason }) => {
-            let status = if ours(by) { Status::Denied } else { Status::ResolvedElsewhere };
+        Some(Terminal::Denied {
+            reviewer: by,
+            reason,
+        }) => {
+            let status = if ours(by) {
+                Status::Denied
+            } else {
+                Status::ResolvedElsewhere
+            };
             let outcome = match reason {
                 Some(r) if !r.is_empty() => format!("denied: {r}"),
                 _ => "denied".into(),
@@ -48,14 +65,30 @@ pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -
             return res(status, Some(outcome), by.clone(), None);
         }
         Some(Terminal::Answered { response }) | Some(Terminal::Accepted { response }) => {
-            let by = response.get("reviewer").and_then(Value::as_str).map(str::to_owned);
-            let status = if ours(&by) { Status::Approved } else { Status::ResolvedElsewhere };
-            let word = if e.kind == HitlKind::Escalation { "accepted" } else { "answered" };
+            let by = response
+                .get("reviewer")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let status = if ours(&by) {
+                Status::Approved
+            } else {
+                Status::ResolvedElsewhere
+            };
+            let word = if e.kind == HitlKind::Escalation {
+                "accepted"
+            } else {
+                "answered"
+            };
             let at = response.get("responded_at").and_then(parse_time);
             return res(status, Some(word.into()), by, at);
         }
         Some(Terminal::Executed) => {
-            return res(Status::ResolvedElsewhere, Some("approved and executed".into()), None, None)
+            return res(
+                Status::ResolvedElsewhere,
+                Some("approved and executed".into()),
+                None,
+                None,
+            )
         }
         Some(Terminal::TimedOut { at }) => {
             let at = at.as_ref().and_then(|a| parse_time(&json!(a)));
@@ -69,16 +102,29 @@ pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -
             Some(status) => {
                 let reason = wp.get("reason").and_then(Value::as_str);
                 if reason == Some("upstream_cancelled") {
-                    return res(Status::Cancelled, Some("cancelled by the agent".into()), None, None);
+                    return res(
+                        Status::Cancelled,
+                        Some("cancelled by the agent".into()),
+                        None,
+                        None,
+                    );
                 }
                 let by = wp
                     .get("completed_by")
                     .or_else(|| wp.get("cancelled_by"))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let status_word = if status == "completed" { "completed" } else { "cancelled" };
+                let status_word = if status == "completed" {
+                    "completed"
+                } else {
+                    "cancelled"
+                };
                 let s = if ours(&by) {
-                    if status == "completed" { Status::Approved } else { Status::Denied }
+                    if status == "completed" {
+                        Status::Approved
+                    } else {
+                        Status::Denied
+                    }
                 } else {
                     Status::ResolvedElsewhere
                 };
@@ -87,14 +133,23 @@ pub fn ended(state: &HitlState, e: &Entry, reviewer: &str, now: DateTime<Utc>) -
         }
     }
     if deadline(e.kind, &e.first).is_some_and(|d| d <= now) {
-        return res(Status::Expired, Some("deadline passed".into()), None, deadline(e.kind, &e.first));
+        return res(
+            Status::Expired,
+            Some("deadline passed".into()),
+            None,
+            deadline(e.kind, &e.first),
+        );
     }
     None
 }
 
 /// A request is a proposal when nobody waits on its answer.
 pub fn is_proposal(state: &HitlState, e: &Entry) -> bool {
-    let action = e.latest.pointer("/payload/action").and_then(Value::as_str).unwrap_or("");
+    let action = e
+        .latest
+        .pointer("/payload/action")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     state.proposals.contains(&e.id)
         || action.ends_with("#needs-human")
         || action.starts_with("approve autonomous dispatch")
@@ -106,13 +161,18 @@ fn fact(facts: &mut Vec<Fact>, name: &str, value: Option<&Value>) {
             || v.as_str().is_some_and(str::is_empty)
             || v.as_array().is_some_and(Vec::is_empty);
         if !empty {
-            facts.push(Fact { name: name.into(), value: v.clone() });
+            facts.push(Fact {
+                name: name.into(),
+                value: v.clone(),
+            });
         }
     }
 }
 
 fn nonempty(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// A pending entry as an inbox request.
@@ -134,17 +194,36 @@ pub fn request(
     fact(&mut facts, "Trace", env.get("trace_id"));
     fact(&mut facts, "Run", env.get("run_id"));
     let proposal = is_proposal(state, e);
-    let mut extra = RequestExtra { proposal, ..Default::default() };
+    let mut extra = RequestExtra {
+        proposal,
+        ..Default::default()
+    };
     let mut tier = None;
     let (kind, title, action, arguments, description, allowed) = match e.kind {
         HitlKind::Approval | HitlKind::DualControl => {
-            let action = p.get("action").and_then(Value::as_str).unwrap_or("approval").to_owned();
+            let action = p
+                .get("action")
+                .and_then(Value::as_str)
+                .unwrap_or("approval")
+                .to_owned();
             fact(&mut facts, "Principal", p.get("principal"));
             let (quorum, allow) = crate::hitl::quorum_rules(e.kind, &e.first["payload"]);
             if !allow.is_empty() {
-                fact(&mut facts, if e.kind == HitlKind::DualControl { "Approvers" } else { "Reviewers" }, Some(&json!(allow)));
+                fact(
+                    &mut facts,
+                    if e.kind == HitlKind::DualControl {
+                        "Approvers"
+                    } else {
+                        "Reviewers"
+                    },
+                    Some(&json!(allow)),
+                );
             }
-            fact(&mut facts, "Capabilities requested", p.get("capabilities_requested"));
+            fact(
+                &mut facts,
+                "Capabilities requested",
+                p.get("capabilities_requested"),
+            );
             fact(&mut facts, "Evidence", p.get("evidence_refs"));
             fact(&mut facts, "Undo", p.get("undo_metadata"));
             if e.kind == HitlKind::Approval {
@@ -164,7 +243,14 @@ pub fn request(
             }
             if let Some(class) = p.pointer("/detail/action_class").and_then(Value::as_str) {
                 fact(&mut facts, "Action class", Some(&json!(class)));
-                tier = Some(if proposal { "suggest" } else { "act_with_approval" }.to_owned());
+                tier = Some(
+                    if proposal {
+                        "suggest"
+                    } else {
+                        "act_with_approval"
+                    }
+                    .to_owned(),
+                );
             }
             if action.ends_with("#needs-human") {
                 tier = Some("needs-human".into());
@@ -173,7 +259,10 @@ pub fn request(
             }
             let (title, label) = if e.kind == HitlKind::DualControl {
                 let m = p.get("m").and_then(Value::as_u64).unwrap_or(quorum);
-                (format!("Dual control: {action} ({quorum} of {m})"), "dual control")
+                (
+                    format!("Dual control: {action} ({quorum} of {m})"),
+                    "dual control",
+                )
             } else {
                 (action.clone(), "approval")
             };
@@ -189,10 +278,21 @@ pub fn request(
                 ));
             }
             let args = p.get("args").cloned().unwrap_or(Value::Null);
-            (Kind::Approval, title, action, args, None, vec![AllowedDecision::Approve, AllowedDecision::Deny])
+            (
+                Kind::Approval,
+                title,
+                action,
+                args,
+                None,
+                vec![AllowedDecision::Approve, AllowedDecision::Deny],
+            )
         }
         HitlKind::Question => {
-            let prompt = p.get("prompt").and_then(Value::as_str).unwrap_or("Question").to_owned();
+            let prompt = p
+                .get("prompt")
+                .and_then(Value::as_str)
+                .unwrap_or("Question")
+                .to_owned();
             fact(&mut facts, "Default answer", p.get("default"));
             extra.label = Some("question".into());
             extra.answer_schema = p.get("schema").filter(|s| !s.is_null()).cloned();
@@ -202,7 +302,14 @@ pub fn request(
                     args.insert(k.into(), v.clone());
                 }
             }
-            (Kind::Question, prompt.clone(), "ask_user".to_owned(), Value::Object(args), Some(prompt), vec![AllowedDecision::Respond])
+            (
+                Kind::Question,
+                prompt.clone(),
+                "ask_user".to_owned(),
+                Value::Object(args),
+                Some(prompt),
+                vec![AllowedDecision::Respond],
+            )
         }
         HitlKind::Escalation => {
             let role = p.get("role").and_then(Value::as_str).unwrap_or("someone");
@@ -219,7 +326,11 @@ pub fn request(
         }
     };
     extra.facts = facts;
-    let allowed_decisions = if extra.read_only.is_some() { Vec::new() } else { allowed };
+    let allowed_decisions = if extra.read_only.is_some() {
+        Vec::new()
+    } else {
+        allowed
+    };
     ObservedRequest {
         remote_id: e.id.clone(),
         route,
@@ -255,7 +366,9 @@ pub fn activity(row: &Row) -> Option<ObservedActivity> {
         let action = s("action").unwrap_or("action");
         let outcome = s("outcome").unwrap_or("recorded");
         let tier = s("autonomy_tier").unwrap_or("unknown tier");
-        let approver = s("approver").map(|a| format!(", approved by {a}")).unwrap_or_default();
+        let approver = s("approver")
+            .map(|a| format!(", approved by {a}"))
+            .unwrap_or_default();
         Some(ObservedActivity {
             remote_id: s("entry_hash")
                 .map(str::to_owned)
@@ -273,7 +386,9 @@ pub fn activity(row: &Row) -> Option<ObservedActivity> {
         })
     } else {
         let what = s("builtin").or(s("action_class")).unwrap_or("an action");
-        let class = s("action_class").map(|c| format!(" ({c})")).unwrap_or_default();
+        let class = s("action_class")
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
         let tier = s("autonomy_tier").unwrap_or("shadow");
         let trigger = s("action").map(|a| format!(" on {a}")).unwrap_or_default();
         Some(ObservedActivity {

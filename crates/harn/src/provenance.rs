@@ -144,7 +144,11 @@ mod tests {
             1777636801000,
             Some(&first),
         );
-        assert_eq!(h[PREV_HASH_HEADER], json!(first), "the chain links to the previous row");
+        assert_eq!(
+            h[PREV_HASH_HEADER],
+            json!(first),
+            "the chain links to the previous row"
+        );
         assert_eq!(
             h[RECORD_HASH_HEADER],
             json!("sha256:adb19be3a8fc68aac8594c77253a8294bbdd0c9d72a964e772fd3b857a2f1a75"),
@@ -155,7 +159,12 @@ mod tests {
     #[test]
     fn signatures_match_the_documented_example() {
         assert_eq!(
-            approval_signature("hitl_approval_demo", "alice", "2026-05-01T12:00:00Z", Some("ok")),
+            approval_signature(
+                "hitl_approval_demo",
+                "alice",
+                "2026-05-01T12:00:00Z",
+                Some("ok")
+            ),
             "sha256:2f0f4f21a28f50a7104c7ba1197394ff41cfcad32f9f51848337b12521f8d835",
             "harn's approval receipts are this exact text hashed"
         );
