@@ -71,12 +71,7 @@ pub enum WaitOutcome {
 }
 
 /// The payload of an approval request (§4), both nested and flat fields.
-pub(crate) fn approval_payload(
-    id: &str,
-    action: &str,
-    o: &ApprovalOptions,
-    now: DateTime<Utc>,
-) -> Value {
+pub fn approval_payload(id: &str, action: &str, o: &ApprovalOptions, now: DateTime<Utc>) -> Value {
     let requested_at = harn_time(now);
     let deadline = o
         .deadline
