@@ -70,12 +70,23 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Approve or deny a pending request.
+    /// Decide a pending request: approve, deny, answer (a question, with
+    /// --value JSON), accept (an escalation), edit (with --args JSON),
+    /// respond (with --text), or always (allow from now on), as it allows.
     Decide {
         id: i64,
         decision: DecisionArg,
         #[arg(long)]
         comment: Option<String>,
+        /// `answer`: the answer as JSON (a string is "\"text\"").
+        #[arg(long)]
+        value: Option<String>,
+        /// `edit`: the edited arguments as a JSON object.
+        #[arg(long)]
+        args: Option<String>,
+        /// `respond`: the reply text.
+        #[arg(long)]
+        text: Option<String>,
     },
     /// Decided, expired and resolved-elsewhere requests, newest first.
     History {
@@ -111,10 +122,15 @@ enum AccountCommand {
         platform: Platform,
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        url: String,
-        /// Name of the environment variable holding the token (Molecule) or
-        /// password (Clawith).
+        /// The platform's URL (harn: `harn serve api`'s URL).
+        #[arg(long, required_unless_present = "event_log")]
+        url: Option<String>,
+        /// harn: the project's event log (`.harn/events.sqlite`, its `.harn`
+        /// directory, or the project directory).
+        #[arg(long, value_name = "PATH", conflicts_with = "url")]
+        event_log: Option<PathBuf>,
+        /// Name of the environment variable holding the token (Molecule,
+        /// harn serve api) or password (Clawith).
         #[arg(long, value_name = "VAR")]
         secret_env: Option<String>,
         /// Clawith: the username, email or phone to log in with.
@@ -149,6 +165,11 @@ enum AccountCommand {
 enum DecisionArg {
     Approve,
     Deny,
+    Answer,
+    Accept,
+    Edit,
+    Respond,
+    Always,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -269,7 +290,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             id,
             decision,
             comment,
-        } => decide(&inbox, id, decision, comment, &mut out).await,
+            value,
+            args,
+            text,
+        } => {
+            let input = decision_input(&inbox, id, decision, comment, value, args, text)?;
+            decide(&inbox, input, &mut out).await
+        }
         Command::History {
             json,
             search,
@@ -315,6 +342,7 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
             platform,
             name,
             url,
+            event_log,
             secret_env,
             username,
             tenant,
@@ -355,7 +383,10 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
                 .add_account(AccountInput {
                     name,
                     platform,
-                    base_url: url,
+                    base_url: match event_log {
+                        Some(path) => path.display().to_string(),
+                        None => url.unwrap_or_default(),
+                    },
                     reviewer,
                     secret: secret.clone(),
                     secret_store: store,
@@ -468,31 +499,66 @@ async fn terminated() {
     std::future::pending().await
 }
 
-async fn decide(
+/// The decision the arguments describe, each verb with the value it needs.
+fn decision_input(
     inbox: &Inbox,
     id: i64,
     decision: DecisionArg,
     comment: Option<String>,
-    out: &mut impl Write,
-) -> Result<u8, Failure> {
-    let outcome = match decision {
-        DecisionArg::Approve => Outcome::Approve,
-        DecisionArg::Deny => Outcome::Deny,
+    value: Option<String>,
+    args: Option<String>,
+    text: Option<String>,
+) -> Result<DecisionInput, Failure> {
+    let json = |flag: &str, raw: Option<String>| -> Result<String, Failure> {
+        let raw = raw.ok_or_else(|| Failure::from(format!("`{flag}` is required here")))?;
+        serde_json::from_str::<serde_json::Value>(&raw)
+            .map_err(|e| Failure::from(format!("{flag} is not valid JSON: {e}")))?;
+        Ok(raw)
     };
-    let d = inbox
-        .decide(DecisionInput {
-            request_id: id,
-            outcome,
-            comment,
-            edited_arguments: None,
-            response: None,
-        })
-        .await?;
+    let mut input = DecisionInput {
+        request_id: id,
+        outcome: Outcome::Approve,
+        comment,
+        edited_arguments: None,
+        response: None,
+    };
+    match decision {
+        DecisionArg::Approve | DecisionArg::Accept => {}
+        DecisionArg::Deny => input.outcome = Outcome::Deny,
+        DecisionArg::Always => input.outcome = Outcome::AlwaysAllow,
+        DecisionArg::Answer => {
+            input.outcome = Outcome::Respond;
+            input.response = Some(json("--value", value)?);
+        }
+        DecisionArg::Respond => {
+            let text = text.ok_or_else(|| Failure::from("`--text` is required here".to_owned()))?;
+            input.outcome = Outcome::Respond;
+            // harn answers are JSON values; elsewhere a reply is plain text.
+            input.response = Some(if inbox.detail(id)?.request.platform == Platform::Harn {
+                serde_json::Value::String(text).to_string()
+            } else {
+                text
+            });
+        }
+        DecisionArg::Edit => {
+            let raw = json("--args", args)?;
+            input.outcome = Outcome::Edit;
+            input.edited_arguments = serde_json::from_str(&raw).ok();
+        }
+    }
+    Ok(input)
+}
+
+async fn decide(inbox: &Inbox, input: DecisionInput, out: &mut impl Write) -> Result<u8, Failure> {
+    let (id, outcome) = (input.request_id, input.outcome);
+    let d = inbox.decide(input).await?;
     let request = inbox.detail(id)?.request;
-    let verb = if outcome == Outcome::Deny {
-        "denied"
-    } else {
-        "approved"
+    let verb = match outcome {
+        Outcome::Deny => "denied",
+        Outcome::Respond => "answered",
+        Outcome::Edit => "approved with edits",
+        Outcome::AlwaysAllow => "always allowed",
+        Outcome::Approve => "approved",
     };
     match d.delivery {
         Delivery::Confirmed => {

@@ -239,7 +239,11 @@ pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest
                 kind: Kind::Approval,
                 title: format!("Run {tool}"),
                 action: tool,
-                arguments: payload,
+                arguments: if payload.is_null() {
+                    json!({})
+                } else {
+                    payload
+                },
                 description: None,
                 agent: None,
                 tier: None,

@@ -337,7 +337,12 @@ pub fn request(
         kind,
         title,
         action,
-        arguments,
+        // The store (and the UI) want an object; harn sends null for none.
+        arguments: if arguments.is_null() {
+            json!({})
+        } else {
+            arguments
+        },
         description,
         agent,
         tier,

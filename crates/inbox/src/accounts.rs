@@ -47,8 +47,34 @@ fn validate_url(raw: &str) -> Result<String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// An account's URL. harn accounts may instead name their event log: a
+/// path (or `file://` URL) to the log, its `.harn` directory or the project.
+fn validate_account_url(platform: Platform, raw: &str) -> Result<String> {
+    if platform == Platform::Harn {
+        let raw = raw.trim();
+        let path = match raw.strip_prefix("file://") {
+            Some(_) => url::Url::parse(raw)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| InboxError::Invalid(format!("`{raw}` is not a local file URL")))?,
+            None if !raw.contains("://") => std::path::PathBuf::from(raw),
+            None => return validate_url(raw),
+        };
+        let log = countersign_harn::locate_event_log(&path).map_err(InboxError::Invalid)?;
+        return url::Url::from_file_path(&log)
+            .map(|u| u.to_string())
+            .map_err(|()| {
+                InboxError::Invalid(format!("{} is not an absolute path", log.display()))
+            });
+    }
+    validate_url(raw)
+}
+
 fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
     match platform {
+        Platform::Harn => serde_json::from_value::<countersign_harn::Settings>(settings.clone())
+            .map(drop)
+            .map_err(|e| InboxError::Invalid(format!("bad harn settings: {e}"))),
         Platform::Molecule => {
             serde_json::from_value::<countersign_molecule::Settings>(settings.clone())
                 .map(drop)
@@ -82,7 +108,7 @@ impl Inbox {
     /// account row; if the row cannot be written the secret is removed.
     pub async fn add_account(&self, input: AccountInput) -> Result<Account> {
         let name = validate_name(&input.name)?;
-        let base_url = validate_url(&input.base_url)?;
+        let base_url = validate_account_url(input.platform, &input.base_url)?;
         validate_settings(input.platform, &input.settings)?;
         let login = input
             .settings
@@ -150,7 +176,7 @@ impl Inbox {
             ));
         }
         account.name = validate_name(&input.name)?;
-        account.base_url = validate_url(&input.base_url)?;
+        account.base_url = validate_account_url(account.platform, &input.base_url)?;
         validate_settings(account.platform, &input.settings)?;
         account.settings = input.settings;
         if let Some(r) = input

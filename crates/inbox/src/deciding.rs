@@ -21,11 +21,73 @@ pub struct DecisionInput {
     pub response: Option<String>,
 }
 
+/// Refuses, before anything is stored or sent, a decision the request does
+/// not offer, one the account may not make, and an answer that does not fit
+/// the request's schema: a wrong answer can wedge an agent for good.
+fn check_allowed(request: &countersign_model::Request, input: &DecisionInput) -> Result<()> {
+    if !request.status.is_pending() {
+        return Err(InboxError::Invalid(format!(
+            "request {} is already {}",
+            request.id, request.status
+        )));
+    }
+    if let Some(why) = &request.extra.read_only {
+        return Err(InboxError::Invalid(format!(
+            "you cannot answer this request: {why}"
+        )));
+    }
+    if !request.allows(input.outcome.requires()) {
+        let offered: Vec<&str> = request
+            .allowed_decisions
+            .iter()
+            .map(|d| d.as_str())
+            .collect();
+        return Err(InboxError::Invalid(format!(
+            "{} cannot `{}` this request; it accepts only: {}",
+            request.platform,
+            input.outcome,
+            if offered.is_empty() {
+                "nothing".into()
+            } else {
+                offered.join(", ")
+            }
+        )));
+    }
+    if let (Outcome::Respond, Some(schema), Some(text)) =
+        (input.outcome, &request.extra.answer_schema, &input.response)
+    {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            InboxError::Invalid(format!(
+                "the answer must be JSON matching the request's schema: {e}"
+            ))
+        })?;
+        let validator = jsonschema::validator_for(schema).map_err(|e| {
+            InboxError::Invalid(format!(
+                "the request's answer schema is not valid JSON Schema: {e}"
+            ))
+        })?;
+        let problem = validator.iter_errors(&value).next().map(|err| {
+            let at = err.instance_path().to_string();
+            let at = if at.is_empty() {
+                "the root".to_owned()
+            } else {
+                at
+            };
+            format!("the answer does not match the request's schema: {err} (at {at})")
+        });
+        if let Some(problem) = problem {
+            return Err(InboxError::Invalid(problem));
+        }
+    }
+    Ok(())
+}
+
 impl Inbox {
     /// Records a decision and tries to deliver it now. The returned
     /// decision says where it stands: confirmed, queued (with the reason in
     /// `error`), or failed.
     pub async fn decide(&self, input: DecisionInput) -> Result<Decision> {
+        check_allowed(&self.store.request(input.request_id)?, &input)?;
         let comment = input
             .comment
             .map(|c| c.trim().to_owned())

@@ -254,6 +254,38 @@ impl Inbox {
                     },
                 )))
             }
+            Platform::Harn => {
+                let settings: countersign_harn::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                match countersign_harn::Source::from_url(&account.base_url)
+                    .map_err(InboxError::Invalid)?
+                {
+                    countersign_harn::Source::EventLog(path) => Ok(Arc::new(
+                        countersign_harn::HarnLog::new(countersign_harn::HarnLogConfig {
+                            path,
+                            reviewer: account.reviewer.clone(),
+                            poll: std::time::Duration::from_millis(
+                                settings.poll_ms.unwrap_or(150).clamp(50, 60_000),
+                            ),
+                            clock: self.clock.clone(),
+                        }),
+                    )),
+                    countersign_harn::Source::Api(base_url) => Ok(Arc::new(
+                        countersign_harn::HarnApi::new(countersign_harn::HarnApiConfig {
+                            base_url,
+                            api_key: secret,
+                            key_header: settings.api_key_header,
+                            reviewer: account.reviewer.clone(),
+                            http: self.http.clone(),
+                        }),
+                    )),
+                }
+            }
             other => Err(InboxError::Unsupported(other)),
         }
     }
