@@ -12,7 +12,7 @@ import type { SecretStoreKind } from "./bindings/SecretStoreKind";
 const PLATFORMS: { id: Platform; label: string; ready: boolean }[] = [
   { id: "molecule", label: "Molecule AI", ready: true },
   { id: "clawith", label: "Clawith", ready: true },
-  { id: "harn", label: "harn", ready: false },
+  { id: "harn", label: "harn", ready: true },
   { id: "surfsense", label: "SurfSense", ready: false },
   { id: "langgraph", label: "LangGraph", ready: false },
   { id: "opencode", label: "OpenCode", ready: false },
@@ -68,14 +68,17 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
   // Show the fields the chosen platform uses.
   const fit = () => {
     const clawith = platform.value === "clawith";
+    const harn = platform.value === "harn";
     loginLabel.hidden = !clawith;
     tenantLabel.hidden = !clawith;
-    originLabel.hidden = clawith;
-    orgLabel.hidden = clawith;
+    originLabel.hidden = clawith || harn;
+    orgLabel.hidden = clawith || harn;
     const keep = existing ? " (leave empty to keep the stored one)" : "";
-    tokenLabel.firstChild!.textContent = (clawith ? "Password" : "Admin or org API token") + keep;
-    url.placeholder = clawith ? "https://clawith.example.org" : "https://acme.moleculesai.app";
-    reviewer.placeholder = clawith ? "shown in your history; defaults to the username" : "your name, sent to Molecule AI as decided_by";
+    tokenLabel.firstChild!.textContent = (clawith ? "Password" : harn ? "API key (only for harn serve api)" : "Admin or org API token") + keep;
+    urlLabel.firstChild!.textContent = harn ? "Event log path (project dir, .harn dir or events.sqlite) or harn serve api URL" : "Server URL";
+    url.placeholder = clawith ? "https://clawith.example.org" : harn ? "/home/me/agents/.harn/events.sqlite" : "https://acme.moleculesai.app";
+    reviewer.placeholder = clawith ? "shown in your history; defaults to the username"
+      : harn ? "your reviewer name; must be on a request's reviewer list" : "your name, sent to Molecule AI as decided_by";
   };
   platform.addEventListener("change", fit);
   fit();

@@ -48,7 +48,15 @@ export function renderDetail(
   });
   const comment_value = () => comment.value.trim();
   const actions = h("div", { class: "actions" });
-  if (pending) {
+  const x = d.extra;
+  if (pending && x.read_only) {
+    actions.append(h("p", { class: "notice", "data-testid": "read-only" }, `You cannot answer this request. ${x.read_only}`));
+  }
+  if (pending && x.proposal) {
+    actions.append(h("p", { class: "notice", "data-testid": "proposal" },
+      "Proposal: the agent does not wait for this. Answering records your decision; nothing is executed."));
+  }
+  if (pending && allowed.size > 0) {
     const busy = sending ? h("span", { class: "sending", "data-testid": "sending" }, "Sending decision…") : null;
     actions.append(
       comment,
@@ -57,7 +65,7 @@ export function renderDetail(
         { class: "buttons" },
         allowed.has("approve")
           ? h("button", { class: "approve", type: "button", "data-testid": "approve", disabled: sending,
-              onclick: () => decide({ outcome: "approve", comment: comment_value() }) }, "Approve", h("kbd", {}, "a"))
+              onclick: () => decide({ outcome: "approve", comment: comment_value() }) }, d.kind === "escalation" ? "Accept" : "Approve", h("kbd", {}, "a"))
           : null,
         allowed.has("deny")
           ? h("button", { class: "deny", type: "button", "data-testid": "deny", disabled: sending,
@@ -71,9 +79,7 @@ export function renderDetail(
       ),
     );
     if (allowed.has("respond")) {
-      const answer = h("textarea", { placeholder: "Your answer", "data-testid": "respond-text" });
-      actions.append(h("div", { class: "extra" }, answer,
-        h("button", { type: "button", onclick: () => decide({ outcome: "respond", comment: comment_value(), response: answer.value }) }, "Send answer")));
+      actions.append(answerForm(d, (response) => decide({ outcome: "respond", comment: comment_value(), response })));
     }
     if (allowed.has("edit")) {
       const edited = h("textarea", { class: "mono", value: JSON.stringify(d.arguments, null, 2), "data-testid": "edit-args" });
@@ -86,6 +92,9 @@ export function renderDetail(
             err.textContent = `Not valid JSON: ${e instanceof Error ? e.message : String(e)}`;
           }
         } }, "Approve with edits")));
+    }
+    if (allowed.has("always_allow")) {
+      actions.append(h("p", { class: "hint" }, "Always allow approves this and lets matching requests through from now on, without asking."));
     }
     const noComments: Partial<Record<RequestDetail["platform"], string>> = { molecule: "Molecule AI", clawith: "Clawith" };
     const name = noComments[d.platform];
@@ -123,9 +132,13 @@ export function renderDetail(
         h("span", {}, `${d.agent ?? "unknown agent"} · ${d.account} (${d.platform})`),
         d.deadline && pending ? h("span", { class: "countdown", "data-deadline": d.deadline }, countdown(d.deadline)) : null)),
     d.description ? h("section", { class: "reason" }, h("h3", {}, "Reason"), h("p", { "data-testid": "detail-reason" }, d.description)) : null,
+    x.progress ? h("section", { class: "progress", "data-testid": "progress" },
+      h("strong", {}, `${x.progress.approvals} of ${x.progress.required} approvals`),
+      x.progress.approvers.length ? h("span", { class: "muted" }, ` · ${x.progress.approvers.join(", ")}`) : null,
+      h("meter", { min: "0", max: String(x.progress.required), value: String(x.progress.approvals) })) : null,
     h("section", { class: "facts" },
       field("Action", d.action),
-      field("Kind", words(d.kind)),
+      field("Kind", words(x.label ?? d.kind)),
       field("Tier / risk", d.tier),
       field("Requested", `${when(d.created_at)} (${age(d.created_at)} ago)`),
       field("Deadline", d.deadline ? when(d.deadline) : null),
@@ -133,10 +146,62 @@ export function renderDetail(
       field("Outcome", d.outcome),
       field("Comment", d.comment),
       field("Remote id", d.remote_id),
-      field("Link", d.link)),
+      field("Link", d.link),
+      ...x.facts.map((f) => field(f.name, typeof f.value === "string" ? f.value : tree(f.value)))),
     h("section", {}, h("div", { class: "section-head" }, h("h3", {}, "Arguments"), toggle), argsBox),
     decisions,
     reports,
     actions,
   );
+}
+
+/** Simple JSON-schema types get a typed input; anything else a JSON box. */
+function answerForm(d: RequestDetail, send: (response: string) => void): HTMLElement {
+  const schema = d.extra.answer_schema;
+  const obj = schema && typeof schema === "object" && !Array.isArray(schema) ? schema : null;
+  const type = obj && typeof obj["type"] === "string" ? obj["type"] : null;
+  const choices = obj && Array.isArray(obj["enum"]) ? obj["enum"] : null;
+  // harn takes any JSON value as the answer; other platforms plain text.
+  const json = d.platform === "harn" || schema !== null;
+  const err = h("span", { class: "error", "data-testid": "answer-error" });
+  let input: HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement;
+  let read: () => string;
+  if (choices) {
+    const sel = h("select", { "data-testid": "answer-input" }, ...choices.map((c) => h("option", { value: JSON.stringify(c) }, typeof c === "string" ? c : JSON.stringify(c))));
+    input = sel;
+    read = () => sel.value;
+  } else if (type === "boolean") {
+    const sel = h("select", { "data-testid": "answer-input" }, h("option", { value: "true" }, "yes"), h("option", { value: "false" }, "no"));
+    input = sel;
+    read = () => sel.value;
+  } else if (type === "integer" || type === "number") {
+    const num = h("input", { type: "number", step: type === "integer" ? "1" : "any", "data-testid": "answer-input" });
+    input = num;
+    read = () => {
+      if (num.value.trim() === "") throw new Error("enter a number");
+      return JSON.stringify(Number(num.value));
+    };
+  } else if (type === "string" || !json || !schema) {
+    const text = h("textarea", { placeholder: "Your answer", "data-testid": "answer-input" });
+    input = text;
+    read = () => (json ? JSON.stringify(text.value) : text.value);
+  } else {
+    const text = h("textarea", { class: "mono", placeholder: "Your answer as JSON", "data-testid": "answer-input" });
+    input = text;
+    read = () => {
+      JSON.parse(text.value);
+      return text.value;
+    };
+  }
+  const label = schema ? `Answer (${type ?? "JSON"}${choices ? ", one of the choices" : ""})` : "Answer";
+  return h("div", { class: "extra answer" }, h("span", { class: "label" }, label), input, err,
+    schema ? h("details", {}, h("summary", {}, "Schema"), tree(schema)) : null,
+    h("button", { type: "button", class: "primary", "data-testid": "answer-send", onclick: () => {
+      try {
+        err.textContent = "";
+        send(read());
+      } catch (e) {
+        err.textContent = e instanceof Error ? e.message : String(e);
+      }
+    } }, "Send answer"));
 }

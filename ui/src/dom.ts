@@ -20,6 +20,9 @@ export interface Attrs {
   name?: string;
   autocomplete?: string;
   spellcheck?: string;
+  min?: string;
+  max?: string;
+  step?: string;
   checked?: boolean;
   disabled?: boolean;
   onclick?: (e: MouseEvent) => void;

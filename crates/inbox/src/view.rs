@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use countersign_model::{
     Account, AccountHealth, AllowedDecision, ConnectionState, Decision, Delivery, Kind, Platform,
-    Request, Status,
+    Request, RequestExtra, Status,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +34,8 @@ pub struct RequestView {
     pub decided_at: Option<DateTime<Utc>>,
     pub comment: Option<String>,
     pub arguments: Value,
+    /// Progress, proposal flag, read-only reason, answer schema, facts.
+    pub extra: RequestExtra,
     /// Delivery state of this user's latest decision, if any.
     pub delivery: Option<Delivery>,
     pub delivery_error: Option<String>,
@@ -57,6 +59,7 @@ impl RequestView {
             created_at: r.created_at,
             deadline: r.deadline,
             allowed_decisions: r.allowed_decisions.clone(),
+            extra: r.extra.clone(),
             decided_by: r.decided_by.clone(),
             decided_at: r.decided_at,
             comment: r.comment.clone(),

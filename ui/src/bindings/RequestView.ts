@@ -3,6 +3,7 @@ import type { AllowedDecision } from "./AllowedDecision";
 import type { Delivery } from "./Delivery";
 import type { Kind } from "./Kind";
 import type { Platform } from "./Platform";
+import type { RequestExtra } from "./RequestExtra";
 import type { Status } from "./Status";
 import type { JsonValue } from "./serde_json/JsonValue";
 
@@ -14,6 +15,10 @@ export type RequestView = { id: number, account: string, platform: Platform, rem
  * For requests resolved outside Countersign: the platform's outcome.
  */
 outcome: string | null, created_at: string, deadline: string | null, allowed_decisions: Array<AllowedDecision>, decided_by: string | null, decided_at: string | null, comment: string | null, arguments: JsonValue, 
+/**
+ * Progress, proposal flag, read-only reason, answer schema, facts.
+ */
+extra: RequestExtra, 
 /**
  * Delivery state of this user's latest decision, if any.
  */
