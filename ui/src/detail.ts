@@ -147,7 +147,7 @@ export function renderDetail(
       field("Comment", d.comment),
       field("Remote id", d.remote_id),
       field("Link", d.link),
-      ...x.facts.map((f) => field(f.name, typeof f.value === "string" ? f.value : tree(f.value)))),
+      ...x.facts.map((f) => field(f.name, factText(f.value) ?? tree(f.value)))),
     h("section", {}, h("div", { class: "section-head" }, h("h3", {}, "Arguments"), toggle), argsBox),
     decisions,
     reports,
@@ -204,4 +204,11 @@ function answerForm(d: RequestDetail, send: (response: string) => void): HTMLEle
         err.textContent = e instanceof Error ? e.message : String(e);
       }
     } }, "Send answer"));
+}
+
+/** Strings, numbers and lists of them read better as text than as a tree. */
+function factText(v: JsonValue): string | null {
+  if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v) && v.every((i) => typeof i === "string" || typeof i === "number")) return v.join(", ");
+  return null;
 }

@@ -174,7 +174,7 @@ function requestRow(r: RequestView | undefined, i: number): HTMLElement {
       h("span", { class: `platform p-${r.platform}` }, r.platform),
       h("span", {}, r.account),
       h("span", { class: "agent" }, r.agent ?? ""),
-      r.kind !== "approval" || r.extra.label ? h("span", { class: "badge muted" }, words(r.extra.label ?? r.kind)) : null,
+      (r.extra.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.extra.label ?? r.kind)) : null,
       r.extra.progress ? h("span", { class: "badge warn" }, `${r.extra.progress.approvals}/${r.extra.progress.required} approved`) : null,
       r.extra.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
       r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null)),

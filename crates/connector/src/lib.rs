@@ -69,7 +69,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
     /// A new request, or news about one.
-    Request(ObservedRequest),
+    Request(Box<ObservedRequest>),
     /// A request left the pending list.
     Resolved(Resolution),
     Activity(ObservedActivity),

@@ -101,7 +101,7 @@ impl LogState {
                 )
             })
             .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         out
     }
 
@@ -120,7 +120,7 @@ impl LogState {
         let mut now_shown = HashMap::with_capacity(pending.len());
         for p in pending {
             if self.shown.get(&p.remote_id) != Some(&p) {
-                updates.push(Update::Request(p.clone()));
+                updates.push(Update::Request(Box::new(p.clone())));
             }
             now_shown.insert(p.remote_id.clone(), p);
         }

@@ -307,7 +307,8 @@ pub fn request(
                 prompt.clone(),
                 "ask_user".to_owned(),
                 Value::Object(args),
-                Some(prompt),
+                // A long prompt is cut in the list; show it whole below.
+                (prompt.chars().count() > 100).then_some(prompt),
                 vec![AllowedDecision::Respond],
             )
         }

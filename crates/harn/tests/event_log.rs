@@ -209,7 +209,7 @@ async fn dual_control_shows_progress_after_the_first_approval_and_completes_on_t
         "both reviewers are in the record"
     );
     assert!(pending(&alice).await.is_empty());
-    let res = alice.resolve_missing(&[r.clone()]).await.unwrap();
+    let res = alice.resolve_missing(std::slice::from_ref(&r)).await.unwrap();
     assert_eq!(
         res[0].status,
         Status::Approved,
@@ -456,7 +456,7 @@ async fn a_request_past_its_deadline_with_a_dead_script_is_expired() {
         pending(&c).await.is_empty(),
         "no script will write hitl.timeout; the deadline alone expires it"
     );
-    let res = c.resolve_missing(&[r.clone()]).await.unwrap();
+    let res = c.resolve_missing(std::slice::from_ref(&r)).await.unwrap();
     assert_eq!(res[0].status, Status::Expired);
     let d = c
         .deliver(&r, &decision(Outcome::Approve, None, None))

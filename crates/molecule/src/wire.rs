@@ -217,7 +217,7 @@ pub fn parse_frame(
         })))
     };
     match envelope.event.as_str() {
-        "APPROVAL_REQUESTED" => Ok(Some(Update::Request(approval(
+        "APPROVAL_REQUESTED" => Ok(Some(Update::Request(Box::new(approval(
             need("approval_id")?,
             ws,
             names(ws),
@@ -227,7 +227,7 @@ pub fn parse_frame(
             envelope.timestamp,
             expiry,
             raw.clone(),
-        )))),
+        ))))),
         "APPROVAL_APPROVED" | "APPROVAL_DENIED" => {
             let decision = if envelope.event == "APPROVAL_APPROVED" {
                 "approved"

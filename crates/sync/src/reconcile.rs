@@ -112,7 +112,7 @@ impl Engine {
     ) -> Result<bool, SyncError> {
         match update {
             Update::Request(observed) => {
-                self.upsert(account, &observed)?;
+                self.upsert(account, observed.as_ref())?;
             }
             Update::Resolved(res) => self.apply_resolution(account, &res)?,
             Update::Activity(item) => self.add_activity(account, &item)?,

@@ -620,3 +620,102 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
     .await;
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_harn_approval_and_question_are_answered_from_the_app() {
+    use countersign_fakes::harn::{ApprovalOptions, FakeHarnLog, WaitOutcome};
+    let project = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(project.path());
+    let approval = log.request_approval(
+        "deploy production",
+        &ApprovalOptions {
+            args: Some(json!({"environment": "prod", "service": "api"})),
+            reviewers: vec!["alice".into(), "bob".into()],
+            capabilities: vec!["deploy.production".into()],
+            ..Default::default()
+        },
+    );
+    let question = log.ask_user(
+        "How many replicas?",
+        Some(json!({"type": "integer"})),
+        None,
+        std::time::Duration::from_secs(3600),
+    );
+    let (approval_waiter, question_waiter) = (log.wait(&approval), log.wait(&question));
+    let app = Desktop::launch(|_| {}).await;
+
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=account-platform] option[value=harn]")
+        .await;
+    app.type_into("[data-testid=account-name]", "agents").await;
+    app.type_into(
+        "[data-testid=account-url]",
+        project.path().to_str().unwrap(),
+    )
+    .await;
+    app.type_into("[data-testid=account-reviewer]", "alice")
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account watches the log",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'connected')",
+        PATIENT,
+    )
+    .await;
+
+    app.keys("gi").await;
+    app.count("the approval and the question", "request-row", 2)
+        .await;
+    app.js("[...document.querySelectorAll('[data-testid=request-row]')].find(e => e.textContent.includes('How many replicas')).click(); return true")
+        .await;
+    app.until(
+        "the answer form",
+        "document.querySelector('[data-testid=answer-input]')",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=answer-input]", "3").await;
+    app.shot("harn-question").await;
+    app.click("[data-testid=answer-send]").await;
+    app.count("the question left the inbox", "request-row", 1)
+        .await;
+    let (got, _) = question_waiter
+        .result(std::time::Duration::from_secs(5))
+        .expect("the waiting script got the answer");
+    assert_eq!(
+        got,
+        WaitOutcome::Completed(json!(3)),
+        "the integer answer, typed as a number"
+    );
+
+    app.until("the approval's detail", DETAIL_FOLLOWS, PATIENT)
+        .await;
+    app.until(
+        "its capability is shown",
+        "document.querySelector('[data-testid=detail]').textContent.includes('deploy.production')",
+        PATIENT,
+    )
+    .await;
+    app.shot("harn-approval").await;
+    app.keys("a").await;
+    app.count("the approval left the inbox", "request-row", 0)
+        .await;
+    let (got, _) = approval_waiter
+        .result(std::time::Duration::from_secs(5))
+        .expect("the waiting script was released");
+    let WaitOutcome::Completed(record) = got else {
+        panic!("approved, got {got:?}")
+    };
+    assert_eq!(
+        record["reviewers"],
+        json!(["alice"]),
+        "approved as the account's reviewer"
+    );
+    countersign_fakes::harn::verify_log(log.path()).expect("the app's rows carry valid provenance");
+    app.close().await;
+}

@@ -245,23 +245,23 @@ async fn list(
     .into_response()
 }
 
-fn apply_response(s: &Shared, id: &str, body: Value) -> Result<Value, Response> {
+fn apply_response(s: &Shared, id: &str, body: Value) -> Result<Value, Box<Response>> {
     let item = {
         let mut inner = s.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.responses.push(body.clone());
         let Some(item) = inner.items.iter_mut().find(|i| i["id"] == id) else {
-            return Err(err(
+            return Err(Box::new(err(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "no such permission request",
-            ));
+            )));
         };
         if item["status"] != "pending" {
-            return Err(err(
+            return Err(Box::new(err(
                 StatusCode::CONFLICT,
                 "permission_not_pending",
                 "permission request is not pending",
-            ));
+            )));
         }
         let approved = body
             .get("approved")
@@ -313,7 +313,7 @@ async fn respond(
     };
     match apply_response(&s, &id, body) {
         Ok(item) => Json(item).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

@@ -13,6 +13,10 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How replaying the responses ended: approved (last reviewer) or denied
+/// (reviewer, reason).
+type Verdict = Result<Option<String>, (Option<String>, Option<String>)>;
+
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
@@ -650,8 +654,7 @@ impl FakeHarnLog {
                     .unwrap_or_default();
                 let mut counted: Vec<(String, String)> = Vec::new();
                 let (mut reason, mut at) = (Value::Null, Value::Null);
-                let mut result: Option<Result<Option<String>, (Option<String>, Option<String>)>> =
-                    None;
+                let mut result: Option<Verdict> = None;
                 for r in all.iter().filter(|r| {
                     r.1 == "hitl.response_received"
                         && request_id_of(&r.2, &r.3).as_deref() == Some(id.as_str())
