@@ -209,7 +209,10 @@ async fn dual_control_shows_progress_after_the_first_approval_and_completes_on_t
         "both reviewers are in the record"
     );
     assert!(pending(&alice).await.is_empty());
-    let res = alice.resolve_missing(std::slice::from_ref(&r)).await.unwrap();
+    let res = alice
+        .resolve_missing(std::slice::from_ref(&r))
+        .await
+        .unwrap();
     assert_eq!(
         res[0].status,
         Status::Approved,
