@@ -157,17 +157,19 @@ pub fn quorum_rules(kind: HitlKind, payload: &Value) -> (u64, Vec<String>) {
                 .and_then(Value::as_u64)
         })
         .unwrap_or(1);
-    let allow = payload
-        .get(list)
-        .and_then(Value::as_array)
+    (quorum, strings(payload.get(list)))
+}
+
+/// The strings of a JSON array (reviewer lists); anything else is empty.
+pub fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
-    (quorum, allow)
+        .unwrap_or_default()
 }
 
 /// Replays responses in order over the first envelope (§5.2 step 5).

@@ -30,16 +30,7 @@ pub fn ended(
     let ours = |by: &Option<String>| by.as_deref() == Some(reviewer);
     match state.terminals.get(&e.id) {
         Some(Terminal::Approved { record }) => {
-            let reviewers: Vec<String> = record
-                .get("reviewers")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let reviewers = crate::hitl::strings(record.get("reviewers"));
             let status = if reviewers.iter().any(|r| r == reviewer) {
                 Status::Approved
             } else {
