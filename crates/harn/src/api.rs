@@ -140,6 +140,16 @@ impl HarnApi {
         Ok(out)
     }
 
+    /// How request `id` ended, from a list of every status; a request the
+    /// server no longer lists (it restarted) was resolved elsewhere.
+    fn resolution_in(&self, items: &[Value], id: &str) -> Resolution {
+        items
+            .iter()
+            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+            .map(|i| self.resolution_of(i))
+            .unwrap_or_else(|| resolved_elsewhere(id))
+    }
+
     fn resolution_of(&self, item: &Value) -> Resolution {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
         let status = item.get("status").and_then(Value::as_str).unwrap_or("");
@@ -358,13 +368,7 @@ impl Connector for HarnApi {
         let items = self.list().await?;
         Ok(gone
             .iter()
-            .map(|r| {
-                items
-                    .iter()
-                    .find(|i| i.get("id").and_then(Value::as_str) == Some(r.remote_id.as_str()))
-                    .map(|i| self.resolution_of(i))
-                    .unwrap_or_else(|| resolved_elsewhere(&r.remote_id))
-            })
+            .map(|r| self.resolution_in(&items, &r.remote_id))
             .collect())
     }
 
@@ -419,13 +423,7 @@ impl Connector for HarnApi {
                 }
                 let listed = self.list().await?;
                 Ok(Delivered::ResolvedElsewhere(
-                    listed
-                        .iter()
-                        .find(|i| {
-                            i.get("id").and_then(Value::as_str) == Some(request.remote_id.as_str())
-                        })
-                        .map(|i| self.resolution_of(i))
-                        .unwrap_or_else(|| resolved_elsewhere(&request.remote_id)),
+                    self.resolution_in(&listed, &request.remote_id),
                 ))
             }
         }

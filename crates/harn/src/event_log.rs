@@ -3,7 +3,7 @@
 //! harn's own records.
 
 use crate::answer::{self, Answer, AnswerError, Written};
-use crate::hitl::{wanted_topic, HitlKind, HitlState};
+use crate::hitl::{wanted_topic, HitlState};
 use crate::log::{self, LogError, Tail};
 use crate::present;
 use async_trait::async_trait;
@@ -56,8 +56,11 @@ fn unavailable(e: impl std::fmt::Display) -> ConnectorError {
 }
 
 impl LogState {
-    /// Reads new rows; returns the activity items they held.
-    fn refresh(&mut self, config: &HarnLogConfig) -> Result<Vec<ObservedActivity>, ConnectorError> {
+    /// The open connection, opening the log on first use.
+    fn connection(
+        &mut self,
+        config: &HarnLogConfig,
+    ) -> Result<&mut rusqlite::Connection, ConnectorError> {
         if self.conn.is_none() {
             self.conn = Some(log::open(&config.path).map_err(|e| match e {
                 LogError::NotAnEventLog(_) | LogError::TooNew(_) => {
@@ -66,7 +69,13 @@ impl LogState {
                 e => unavailable(e),
             })?);
         }
-        let conn = self.conn.as_mut().expect("opened above");
+        Ok(self.conn.as_mut().expect("opened above"))
+    }
+
+    /// Reads new rows; returns the activity items they held.
+    fn refresh(&mut self, config: &HarnLogConfig) -> Result<Vec<ObservedActivity>, ConnectorError> {
+        self.connection(config)?;
+        let conn = self.conn.as_mut().expect("opened by connection()");
         let rows = match self.tail.read(conn, wanted_topic) {
             Ok(rows) => rows,
             Err(e) => {
@@ -245,10 +254,9 @@ impl Connector for HarnLog {
         let answer = answer_for(request, decision)?;
         let id = request.remote_id.clone();
         self.with_state(move |s, c| {
-            if s.conn.is_none() {
-                s.refresh(c)?;
-            }
-            let conn = s.conn.as_mut().expect("opened by refresh");
+            // Answering re-reads what it needs inside its own transaction;
+            // only a connection is needed, not a pass over the whole log.
+            let conn = s.connection(c)?;
             let now = c.clock.now();
             let written = answer::answer(conn, &id, &c.reviewer, &answer, now);
             let expired = |at| Resolution {
@@ -277,9 +285,4 @@ impl Connector for HarnLog {
         })
         .await
     }
-}
-
-/// The kind of a request id, for callers that only have the id.
-pub fn kind_of(remote_id: &str) -> Option<HitlKind> {
-    HitlKind::of_id(remote_id)
 }
