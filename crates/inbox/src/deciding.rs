@@ -87,9 +87,11 @@ impl Inbox {
     /// decision says where it stands: confirmed, queued (with the reason in
     /// `error`), or failed.
     pub async fn decide(&self, input: DecisionInput) -> Result<Decision> {
-        check_allowed(&self.store.request(input.request_id)?, &input)?;
+        let request = self.store.request(input.request_id)?;
+        check_allowed(&request, &input)?;
         let comment = input
             .comment
+            .as_deref()
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty());
         if comment
@@ -108,7 +110,6 @@ impl Inbox {
         if input.outcome == Outcome::Respond && input.response.is_none() {
             return Err(InboxError::Invalid("a response needs its text".into()));
         }
-        let request = self.store.request(input.request_id)?;
         let account = self.store.account(request.account_id)?;
         let decision = self.store.record_decision(&DecisionDraft {
             request_id: request.id,
