@@ -514,6 +514,7 @@ impl Connector for Clawith {
             pending,
             truncated: false,
             activity: self.activity(&session).await,
+            note: None,
         })
     }
 

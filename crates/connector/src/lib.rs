@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub truncated: bool,
     /// Activity the platform only offers by listing.
     pub activity: Vec<ObservedActivity>,
+    /// One line about the pass for the account's health line ("watching
+    /// 42 threads in 2 workspaces"); `None` leaves the last one standing.
+    pub note: Option<String>,
 }
 
 /// One thing the live channel reported.
@@ -121,6 +124,24 @@ pub trait Connector: Send + Sync {
         request: &Request,
         decision: &Decision,
     ) -> Result<Delivered, ConnectorError>;
+
+    /// Sends the decisions of one group (requests sharing
+    /// `extra.group`) in one call; the result stands for all of them. Only
+    /// connectors that put requests in groups are asked; the default sends
+    /// them one by one and reports the first failure.
+    async fn deliver_group(
+        &self,
+        items: &[(Request, Decision)],
+    ) -> Result<Delivered, ConnectorError> {
+        let mut result = Ok(Delivered::Confirmed);
+        for (request, decision) in items {
+            let one = self.deliver(request, decision).await;
+            if result.is_ok() {
+                result = one;
+            }
+        }
+        result
+    }
 
     /// Marks an activity item read on the platform, where it can.
     async fn mark_activity_read(&self, _remote_id: &str) -> Result<(), ConnectorError> {

@@ -10,3 +10,4 @@
 pub mod clawith;
 pub mod harn;
 pub mod molecule;
+pub mod surfsense;

@@ -295,6 +295,7 @@ impl Connector for HarnApi {
             pending,
             truncated: false,
             activity: Vec::new(),
+            note: None,
         })
     }
 

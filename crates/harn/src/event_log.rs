@@ -204,6 +204,7 @@ impl Connector for HarnLog {
                 pending,
                 truncated: false,
                 activity: s.activity.clone(),
+                note: None,
             })
         })
         .await

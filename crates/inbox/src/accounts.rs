@@ -205,12 +205,14 @@ impl Inbox {
             }
         }
         self.store.update_account(&account)?;
+        self.forget_connector(id);
         Ok(self.store.account(id)?)
     }
 
     /// Removes an account and its secret. Its history stays.
     pub async fn remove_account(&self, name: &str) -> Result<Account> {
         let account = self.store.remove_account(name, self.clock.now())?;
+        self.forget_connector(account.id);
         let (kind, reference) = (account.secret_store, account.secret_ref.clone());
         if let Err(e) = self
             .blocking_secret(move |s| s.delete(kind, &reference))

@@ -120,6 +120,94 @@ impl Inbox {
             decided_by: account.reviewer.clone(),
             decided_at: self.clock.now(),
         })?;
+        if let Some(held) = self.held_note(&request)? {
+            return Ok(Decision {
+                error: Some(held),
+                ..decision
+            });
+        }
+        self.deliver_now(&account, decision).await
+    }
+
+    /// Decides every pending request of `request_id`'s group (a SurfSense
+    /// thread) the same way, then sends them together. Refuses, before
+    /// storing anything, when any of them does not offer that decision.
+    pub async fn decide_group(
+        &self,
+        request_id: i64,
+        outcome: Outcome,
+        comment: Option<String>,
+    ) -> Result<Vec<Decision>> {
+        let request = self.store.request(request_id)?;
+        let Some(group) = &request.extra.group else {
+            return Err(InboxError::Invalid(format!(
+                "request {request_id} is not part of a group; decide it on its own"
+            )));
+        };
+        let pending: Vec<_> = self
+            .store
+            .group_members(request.account_id, &group.key)?
+            .into_iter()
+            .filter(|r| r.status.is_pending())
+            .collect();
+        if pending.is_empty() {
+            return Err(InboxError::Invalid(format!(
+                "nothing in {} waits for a decision",
+                group.label
+            )));
+        }
+        if matches!(outcome, Outcome::Edit | Outcome::Respond) {
+            return Err(InboxError::Invalid(
+                "a whole group can only be approved, denied or always-allowed; edit or answer each request".into(),
+            ));
+        }
+        let inputs: Vec<DecisionInput> = pending
+            .iter()
+            .map(|r| DecisionInput {
+                request_id: r.id,
+                outcome,
+                comment: comment.clone(),
+                edited_arguments: None,
+                response: None,
+            })
+            .collect();
+        for (r, input) in pending.iter().zip(&inputs) {
+            check_allowed(r, input)
+                .map_err(|e| InboxError::Invalid(format!("request {} ({}): {e}", r.id, r.title)))?;
+        }
+        let mut decisions = Vec::new();
+        for input in inputs {
+            decisions.push(self.decide(input).await?);
+        }
+        Ok(decisions)
+    }
+
+    /// Why a decision on `request` waits before it is sent: other requests
+    /// of its group still need a decision.
+    pub(crate) fn held_note(&self, request: &countersign_model::Request) -> Result<Option<String>> {
+        let Some(group) = &request.extra.group else {
+            return Ok(None);
+        };
+        let waiting = self
+            .store
+            .group_members(request.account_id, &group.key)?
+            .iter()
+            .filter(|r| r.status.is_pending() && r.id != request.id)
+            .count();
+        Ok((waiting > 0).then(|| {
+            format!(
+                "held: {} takes its decisions only together; waiting for {waiting} more",
+                group.label
+            )
+        }))
+    }
+
+    async fn deliver_now(
+        &self,
+        account: &countersign_model::Account,
+        decision: Decision,
+    ) -> Result<Decision> {
+        let account = account.clone();
         let connector = match self.connector_for(&account).await {
             Ok(c) => c,
             Err(e) => {
@@ -162,7 +250,7 @@ impl Inbox {
         let r = self.store.request(id)?;
         let decisions = self.store.decisions_for(id)?;
         Ok(RequestDetail {
-            request: RequestView::new(&r, decisions.last()),
+            request: self.view(&r, decisions.last())?,
             link: r.link.clone(),
             raw: r.raw.clone(),
             first_seen_at: r.first_seen_at,
@@ -182,8 +270,44 @@ impl Inbox {
                 } else {
                     self.store.decisions_for(r.id)?
                 };
-                Ok(RequestView::new(r, decisions.last()))
+                self.view(r, decisions.last())
             })
             .collect()
+    }
+
+    fn view(
+        &self,
+        r: &countersign_model::Request,
+        latest: Option<&Decision>,
+    ) -> Result<RequestView> {
+        let mut view = RequestView::new(r, latest);
+        view.group_note = self.group_note(r, latest)?;
+        Ok(view)
+    }
+
+    /// Where the request's group stands, while it is in play.
+    fn group_note(
+        &self,
+        r: &countersign_model::Request,
+        latest: Option<&Decision>,
+    ) -> Result<Option<String>> {
+        let Some(group) = &r.extra.group else {
+            return Ok(None);
+        };
+        let open = r.status.is_pending()
+            || latest.is_some_and(|d| matches!(d.delivery, Delivery::Queued | Delivery::Sent));
+        if !open {
+            return Ok(None);
+        }
+        let members = self.store.group_members(r.account_id, &group.key)?;
+        if members.len() < 2 {
+            return Ok(None);
+        }
+        let decided = members.iter().filter(|m| !m.status.is_pending()).count();
+        Ok(Some(format!(
+            "{}: {decided} of {} decided; they are sent together once all are",
+            group.label,
+            members.len()
+        )))
     }
 }

@@ -74,6 +74,9 @@ pub struct Inbox {
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     engine: Engine,
+    /// Built connectors, reused while their account is unchanged, so a
+    /// decision does not log in again (SurfSense allows 5 logins a minute).
+    connectors: std::sync::Mutex<HashMap<i64, (Account, Arc<dyn Connector>)>>,
 }
 
 impl Inbox {
@@ -92,6 +95,7 @@ impl Inbox {
             clock,
             http: countersign_connector::http::client(),
             engine,
+            connectors: Default::default(),
         })
     }
 
@@ -198,8 +202,33 @@ impl Running {
 }
 
 impl Inbox {
-    /// Builds the connector for an account, reading its secret.
+    /// The connector for an account: the one built before while the
+    /// account is unchanged, else a new one.
     pub async fn connector_for(&self, account: &Account) -> Result<Arc<dyn Connector>> {
+        if let Some((seen, c)) = self.cached_connectors().get(&account.id) {
+            if seen == account {
+                return Ok(c.clone());
+            }
+        }
+        let built = self.build_connector(account).await?;
+        self.cached_connectors()
+            .insert(account.id, (account.clone(), built.clone()));
+        Ok(built)
+    }
+
+    fn cached_connectors(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<i64, (Account, Arc<dyn Connector>)>> {
+        self.connectors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the cached connector (its account or secret changed).
+    pub(crate) fn forget_connector(&self, account_id: i64) {
+        self.cached_connectors().remove(&account_id);
+    }
+
+    /// Builds the connector for an account, reading its secret.
+    async fn build_connector(&self, account: &Account) -> Result<Arc<dyn Connector>> {
         let secret = {
             let secrets = self.secrets.clone();
             let (kind, reference) = (account.secret_store, account.secret_ref.clone());

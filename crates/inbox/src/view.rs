@@ -39,6 +39,10 @@ pub struct RequestView {
     /// Delivery state of this user's latest decision, if any.
     pub delivery: Option<Delivery>,
     pub delivery_error: Option<String>,
+    /// For requests answered together with others (a SurfSense thread):
+    /// how far the group is ("thread “Drafts”: 1 of 2 decided; sent
+    /// together once all are").
+    pub group_note: Option<String>,
 }
 
 impl RequestView {
@@ -66,6 +70,7 @@ impl RequestView {
             arguments: r.arguments.clone(),
             delivery: latest.map(|d| d.delivery),
             delivery_error: latest.and_then(|d| d.error.clone()),
+            group_note: None,
         }
     }
 }

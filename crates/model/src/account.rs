@@ -108,6 +108,10 @@ pub struct AccountHealth {
     pub last_error: Option<String>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// What the connector said about its last pass ("watching 42 threads in
+    /// 2 workspaces, 3 paused"), kept until it says something else.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 impl AccountHealth {
@@ -130,6 +134,10 @@ impl AccountHealth {
         if let Some(err) = &self.last_error {
             line.push_str(": ");
             line.push_str(err);
+        }
+        if let Some(note) = &self.note {
+            line.push_str(" · ");
+            line.push_str(note);
         }
         line
     }

@@ -15,8 +15,8 @@ pub use account::{Account, AccountHealth, ConnectionState, NewAccount, Platform,
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DecisionDraft, Delivery, Outcome};
 pub use request::{
-    Activity, AllowedDecision, Fact, Kind, ObservedActivity, ObservedRequest, Progress, Request,
-    RequestExtra, Resolution, Status,
+    Activity, AllowedDecision, Fact, Group, Kind, ObservedActivity, ObservedRequest, Progress,
+    Request, RequestExtra, Resolution, Status,
 };
 
 /// A value that was not one of the names a closed set accepts, e.g. an

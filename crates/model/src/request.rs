@@ -134,6 +134,23 @@ pub struct RequestExtra {
     /// Named facts worth showing (trace id, capabilities, evidence…), in
     /// the platform's order. Values are raw JSON from the agent.
     pub facts: Vec<Fact>,
+    /// Requests the platform takes only together, in one call (all pending
+    /// asks of a SurfSense thread). A decision on one is held locally until
+    /// every request of its group is decided, then all go at once.
+    pub group: Option<Group>,
+    /// The platform drops a decision's comment (SurfSense keeps no reject
+    /// feedback): the comment stays in Countersign's history only.
+    pub comment_not_sent: bool,
+}
+
+/// A set of requests answered together; see [`RequestExtra::group`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct Group {
+    /// Unique within the account ("thread:318").
+    pub key: String,
+    /// What to call it in the UI ("thread “Clean up drafts”").
+    pub label: String,
 }
 
 impl RequestExtra {

@@ -220,6 +220,7 @@ impl Connector for Molecule {
             truncated: pending.len() >= wire::LIST_CAP,
             pending,
             activity: Vec::new(),
+            note: None,
         })
     }
 

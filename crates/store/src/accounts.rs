@@ -148,11 +148,21 @@ impl Store {
         Ok(())
     }
 
+    /// Records what the connector said about its last pass; it stays on the
+    /// health line until replaced.
+    pub fn set_health_note(&self, account_id: i64, note: &str) -> Result<bool> {
+        let changed = self.conn().execute(
+            "UPDATE account_health SET note = ?2 WHERE account_id = ?1 AND note IS NOT ?2",
+            params![account_id, note],
+        )?;
+        Ok(changed > 0)
+    }
+
     pub fn health(&self, account_id: i64) -> Result<Option<AccountHealth>> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT account_id, state, backoff_until, last_error, last_sync_at, updated_at
+                "SELECT account_id, state, backoff_until, last_error, last_sync_at, updated_at, note
                  FROM account_health WHERE account_id = ?1",
                 [account_id],
                 |row| {
@@ -163,6 +173,7 @@ impl Store {
                         last_error: row.get("last_error")?,
                         last_sync_at: row.get("last_sync_at")?,
                         updated_at: row.get("updated_at")?,
+                        note: row.get("note")?,
                     })
                 },
             )

@@ -157,7 +157,9 @@ impl Store {
     }
 
     /// Atomically takes the decisions due for delivery on one account (or
-    /// just `only` when given): queued ones whose retry time has come (any
+    /// just `only` and the rest of its group when given). A decision on a
+    /// request of a group waits while any request of that group is still
+    /// pending. Due are: queued ones whose retry time has come (any
     /// queued one with `retry_all`, e.g. right after the platform came
     /// back), and sent ones whose sender's lease ran out. Each claimed
     /// decision is marked sent with a lease of `lease` and its attempt
@@ -177,9 +179,18 @@ impl Store {
                  WHERE id IN (
                     SELECT d.id FROM decisions d JOIN requests r ON r.id = d.request_id
                     JOIN accounts a ON a.id = r.account_id
-                    WHERE r.account_id = ?1 AND a.removed_at IS NULL AND (?4 IS NULL OR d.id = ?4) AND (
+                    WHERE r.account_id = ?1 AND a.removed_at IS NULL
+                    AND (?4 IS NULL OR d.id = ?4 OR json_extract(r.extra, '$.group.key') =
+                        (SELECT json_extract(r2.extra, '$.group.key') FROM decisions d2
+                         JOIN requests r2 ON r2.id = d2.request_id
+                         WHERE d2.id = ?4 AND r2.account_id = ?1))
+                    AND (
                         (d.delivery = 'queued' AND (?5 OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?3))
-                        OR (d.delivery = 'sent' AND d.lease_until < ?3)))
+                        OR (d.delivery = 'sent' AND d.lease_until < ?3))
+                    -- a group goes only once none of its requests waits for a decision
+                    AND NOT EXISTS (SELECT 1 FROM requests o
+                        WHERE o.account_id = r.account_id AND o.status = 'pending'
+                        AND json_extract(o.extra, '$.group.key') = json_extract(r.extra, '$.group.key')))
                  RETURNING id",
             )?;
             let rows = stmt.query_map(

@@ -125,11 +125,21 @@ const V3_REQUEST_EXTRA: &str = r#"
 ALTER TABLE requests ADD COLUMN extra TEXT NOT NULL DEFAULT '{}';
 "#;
 
+/// What a connector says about its last pass (how many threads it
+/// watches), shown on the account's health line. Requests of a group
+/// (answered together) are found by their group key.
+const V4_HEALTH_NOTE: &str = r#"
+ALTER TABLE account_health ADD COLUMN note TEXT;
+CREATE INDEX requests_group ON requests(account_id, json_extract(extra, '$.group.key'))
+    WHERE json_extract(extra, '$.group.key') IS NOT NULL;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1_INITIAL),
         M::up(V2_ACTIVITY_REQUEST),
         M::up(V3_REQUEST_EXTRA),
+        M::up(V4_HEALTH_NOTE),
     ])
 }

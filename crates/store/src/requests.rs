@@ -254,6 +254,20 @@ impl Store {
         self.query_requests(&f, "r.created_at, r.id", None)
     }
 
+    /// The requests of one group still in play: pending ones, and decided
+    /// ones whose decision has not reached the platform yet. Oldest first.
+    pub fn group_members(&self, account_id: i64, key: &str) -> Result<Vec<Request>> {
+        let mut f = Filter::default();
+        f.push("r.account_id = ?", account_id);
+        f.push("json_extract(r.extra, '$.group.key') = ?", key.to_owned());
+        f.clauses.push(
+            "(r.status = 'pending' OR EXISTS (SELECT 1 FROM decisions d
+                WHERE d.request_id = r.id AND d.delivery IN ('queued', 'sent')))"
+                .into(),
+        );
+        self.query_requests(&f, "r.created_at, r.id", None)
+    }
+
     /// Decided, expired and otherwise ended requests, newest first.
     pub fn history(&self, q: &HistoryQuery) -> Result<Vec<Request>> {
         let mut f = Filter::default();

@@ -242,6 +242,7 @@ impl Engine {
             last_error,
             last_sync_at: synced_at,
             updated_at: self.now(),
+            note: None,
         };
         let before = self.shared.store.health(account.id).ok().flatten();
         if let Err(e) = self.shared.store.set_health(&health) {
@@ -346,16 +347,59 @@ impl Engine {
             }
         };
         let mut out = Vec::new();
+        let mut groups: Vec<(String, Vec<(Request, Decision)>)> = Vec::new();
         for c in claimed {
-            let result = connector.deliver(&c.request, &c.decision).await;
-            match self.record_delivery(account, &c.request, &c.decision, result) {
+            let Some(group) = &c.request.extra.group else {
+                let result = connector.deliver(&c.request, &c.decision).await;
+                self.record_each(account, &[(c.request, c.decision)], result, &mut out);
+                continue;
+            };
+            match groups.iter_mut().find(|(key, _)| key == &group.key) {
+                Some((_, items)) => items.push((c.request, c.decision)),
+                None => groups.push((group.key.clone(), vec![(c.request, c.decision)])),
+            }
+        }
+        for (key, items) in groups {
+            // Every request of the group still in play must be in this
+            // batch; a member whose decision another sender holds makes the
+            // platform refuse a partial answer, so wait for it instead.
+            let members = match store.group_members(account.id, &key) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(account = %account.name, "could not read a group: {e}");
+                    continue;
+                }
+            };
+            let complete = members
+                .iter()
+                .all(|m| items.iter().any(|(r, _)| r.id == m.id));
+            let result = if complete {
+                connector.deliver_group(&items).await
+            } else {
+                Err(ConnectorError::Unavailable(
+                    "another decision of this group is still on its way".into(),
+                ))
+            };
+            self.record_each(account, &items, result, &mut out);
+        }
+        out
+    }
+
+    fn record_each(
+        &self,
+        account: &Account,
+        items: &[(Request, Decision)],
+        result: Result<Delivered, ConnectorError>,
+        out: &mut Vec<Decision>,
+    ) {
+        for (request, decision) in items {
+            match self.record_delivery(account, request, decision, result.clone()) {
                 Ok(d) => out.push(d),
                 Err(e) => {
                     tracing::error!(account = %account.name, "could not record a delivery: {e}")
                 }
             }
         }
-        out
     }
 
     fn record_delivery(

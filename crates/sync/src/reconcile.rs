@@ -47,6 +47,16 @@ impl Engine {
         for item in &snapshot.activity {
             self.add_activity(account, item)?;
         }
+        if let Some(note) = &snapshot.note {
+            if self.shared.store.set_health_note(account.id, note)? {
+                if let Some(health) = self.shared.store.health(account.id)? {
+                    self.emit(SyncEvent::Health {
+                        account: account.name.clone(),
+                        health,
+                    });
+                }
+            }
+        }
 
         let listed: HashSet<&str> = snapshot
             .pending
