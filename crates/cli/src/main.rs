@@ -87,6 +87,10 @@ enum Command {
         /// `respond`: the reply text.
         #[arg(long)]
         text: Option<String>,
+        /// Decide every pending request of the same thread this way (for
+        /// platforms that take a thread's decisions together: SurfSense).
+        #[arg(long, conflicts_with_all = ["value", "args", "text"])]
+        thread: bool,
     },
     /// Decided, expired and resolved-elsewhere requests, newest first.
     History {
@@ -117,41 +121,7 @@ enum Command {
 #[derive(Subcommand)]
 enum AccountCommand {
     /// Add an account.
-    Add {
-        #[arg(value_parser = parse_platform)]
-        platform: Platform,
-        #[arg(long)]
-        name: String,
-        /// The platform's URL (harn: `harn serve api`'s URL).
-        #[arg(long, required_unless_present = "event_log")]
-        url: Option<String>,
-        /// harn: the project's event log (`.harn/events.sqlite`, its `.harn`
-        /// directory, or the project directory).
-        #[arg(long, value_name = "PATH", conflicts_with = "url")]
-        event_log: Option<PathBuf>,
-        /// Name of the environment variable holding the token (Molecule,
-        /// harn serve api) or password (Clawith).
-        #[arg(long, value_name = "VAR")]
-        secret_env: Option<String>,
-        /// Clawith: the username, email or phone to log in with.
-        #[arg(long)]
-        username: Option<String>,
-        /// Clawith: the company to sign in to, for users in several (id, slug or name).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// The name your decisions are recorded under (default: $USER).
-        #[arg(long)]
-        reviewer: Option<String>,
-        /// Where the secret is kept.
-        #[arg(long, value_enum, default_value_t = SecretStoreArg::Keychain)]
-        secret_store: SecretStoreArg,
-        /// Molecule: Origin for the WebSocket when the server sets CORS_ORIGINS.
-        #[arg(long)]
-        ws_origin: Option<String>,
-        /// Molecule SaaS: the tenant's org id.
-        #[arg(long)]
-        org_id: Option<String>,
-    },
+    Add(Box<AddAccount>),
     /// List accounts and their health.
     List {
         #[arg(long)]
@@ -159,6 +129,49 @@ enum AccountCommand {
     },
     /// Remove an account (its history stays).
     Remove { name: String },
+}
+
+/// `account add`'s arguments.
+#[derive(clap::Args)]
+struct AddAccount {
+    #[arg(value_parser = parse_platform)]
+    platform: Platform,
+    #[arg(long)]
+    name: String,
+    /// The platform's URL (harn: `harn serve api`'s URL).
+    #[arg(long, required_unless_present = "event_log")]
+    url: Option<String>,
+    /// harn: the project's event log (`.harn/events.sqlite`, its `.harn`
+    /// directory, or the project directory).
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    event_log: Option<PathBuf>,
+    /// Name of the environment variable holding the token (Molecule,
+    /// harn serve api) or password (Clawith).
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+    /// SurfSense: name of the environment variable holding a personal
+    /// access token (`ss_pat_…`), instead of a password.
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
+    token_env: Option<String>,
+    /// Clawith: the username, email or phone to log in with; SurfSense:
+    /// the email.
+    #[arg(long)]
+    username: Option<String>,
+    /// Clawith: the company to sign in to, for users in several (id, slug or name).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The name your decisions are recorded under (default: $USER).
+    #[arg(long)]
+    reviewer: Option<String>,
+    /// Where the secret is kept.
+    #[arg(long, value_enum, default_value_t = SecretStoreArg::Keychain)]
+    secret_store: SecretStoreArg,
+    /// Molecule: Origin for the WebSocket when the server sets CORS_ORIGINS.
+    #[arg(long)]
+    ws_origin: Option<String>,
+    /// Molecule SaaS: the tenant's org id.
+    #[arg(long)]
+    org_id: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -293,9 +306,23 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             value,
             args,
             text,
+            thread,
         } => {
             let input = decision_input(&inbox, id, decision, comment, value, args, text)?;
-            decide(&inbox, input, &mut out).await
+            if thread {
+                let request = inbox.detail(id)?.request;
+                let decisions = inbox.decide_group(id, input.outcome, input.comment).await?;
+                let mut code = 0;
+                for d in decisions {
+                    code = code.max(report(&inbox, d.request_id, input.outcome, &d, &mut out)?);
+                }
+                if let Some(group) = &request.extra.group {
+                    writeln!(out, "decided all of {}", print::clean(&group.label))?;
+                }
+                Ok(code)
+            } else {
+                decide(&inbox, input, &mut out).await
+            }
         }
         Command::History {
             json,
@@ -338,20 +365,22 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 
 async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Result<u8, Failure> {
     match cmd {
-        AccountCommand::Add {
-            platform,
-            name,
-            url,
-            event_log,
-            secret_env,
-            username,
-            tenant,
-            reviewer,
-            secret_store,
-            ws_origin,
-            org_id,
-        } => {
-            let secret = match secret_env {
+        AccountCommand::Add(add) => {
+            let AddAccount {
+                platform,
+                name,
+                url,
+                event_log,
+                secret_env,
+                token_env,
+                username,
+                tenant,
+                reviewer,
+                secret_store,
+                ws_origin,
+                org_id,
+            } = *add;
+            let secret = match secret_env.or(token_env) {
                 Some(var) => match std::env::var(&var) {
                     Ok(v) if !v.is_empty() => Some(Secret::new(v)),
                     _ => {
@@ -552,6 +581,17 @@ fn decision_input(
 async fn decide(inbox: &Inbox, input: DecisionInput, out: &mut impl Write) -> Result<u8, Failure> {
     let (id, outcome) = (input.request_id, input.outcome);
     let d = inbox.decide(input).await?;
+    report(inbox, id, outcome, &d, out)
+}
+
+/// Prints where one decision stands; returns the exit code it means.
+fn report(
+    inbox: &Inbox,
+    id: i64,
+    outcome: Outcome,
+    d: &countersign_model::Decision,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
     let request = inbox.detail(id)?.request;
     let verb = match outcome {
         Outcome::Deny => "denied",
@@ -560,6 +600,20 @@ async fn decide(inbox: &Inbox, input: DecisionInput, out: &mut impl Write) -> Re
         Outcome::AlwaysAllow => "always allowed",
         Outcome::Approve => "approved",
     };
+    if d.comment.is_some() && request.extra.comment_not_sent {
+        writeln!(
+            out,
+            "note: {} drops decision comments; yours is kept in Countersign's history only",
+            request.platform
+        )?;
+    }
+    if let (Delivery::Queued, Some(held)) = (
+        d.delivery,
+        d.error.as_deref().filter(|e| e.starts_with("held:")),
+    ) {
+        writeln!(out, "{verb} request {id}: {}", print::clean(held))?;
+        return Ok(3);
+    }
     match d.delivery {
         Delivery::Confirmed => {
             writeln!(

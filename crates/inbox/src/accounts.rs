@@ -91,8 +91,34 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
             }
             Ok(())
         }
+        Platform::Surfsense => {
+            serde_json::from_value::<countersign_surfsense::Settings>(settings.clone())
+                .map(drop)
+                .map_err(|e| InboxError::Invalid(format!("bad SurfSense settings: {e}")))
+        }
         other => Err(InboxError::Unsupported(other)),
     }
+}
+
+/// A SurfSense account signs in with email and password, or with a
+/// personal access token (`ss_pat_…`) and no email.
+fn check_surfsense_secret(settings: &Value, secret: Option<&Secret>) -> Result<()> {
+    let Some(secret) = secret else {
+        return Err(InboxError::Invalid(
+            "a SurfSense account needs its password (--secret-env) or a personal access token (--token-env)".into(),
+        ));
+    };
+    let email = serde_json::from_value::<countersign_surfsense::Settings>(settings.clone())
+        .map(|s| s.email)
+        .unwrap_or_default();
+    if !secret.expose().starts_with("ss_pat_") && email.trim().is_empty() {
+        return Err(InboxError::Invalid(
+            "a SurfSense password needs the email to log in with (--username); \
+             a personal access token starts with ss_pat_"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn default_reviewer() -> String {
@@ -129,6 +155,9 @@ impl Inbox {
             if secret.expose().is_empty() {
                 return Err(InboxError::Invalid("the secret is empty".into()));
             }
+        }
+        if input.platform == Platform::Surfsense {
+            check_surfsense_secret(&input.settings, input.secret.as_ref())?;
         }
         if input.platform == Platform::Clawith && input.secret.is_none() {
             return Err(InboxError::Invalid(

@@ -66,6 +66,10 @@ pub fn resolve_data_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
         })
 }
 
+/// Connectors built so far, by account id, with the account they were
+/// built for.
+type Built = HashMap<i64, (Account, Arc<dyn Connector>)>;
+
 /// An open data dir.
 pub struct Inbox {
     data_dir: PathBuf,
@@ -76,7 +80,7 @@ pub struct Inbox {
     engine: Engine,
     /// Built connectors, reused while their account is unchanged, so a
     /// decision does not log in again (SurfSense allows 5 logins a minute).
-    connectors: std::sync::Mutex<HashMap<i64, (Account, Arc<dyn Connector>)>>,
+    connectors: std::sync::Mutex<Built>,
 }
 
 impl Inbox {
@@ -216,9 +220,7 @@ impl Inbox {
         Ok(built)
     }
 
-    fn cached_connectors(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<i64, (Account, Arc<dyn Connector>)>> {
+    fn cached_connectors(&self) -> std::sync::MutexGuard<'_, Built> {
         self.connectors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -314,6 +316,27 @@ impl Inbox {
                         }),
                     )),
                 }
+            }
+            Platform::Surfsense => {
+                let settings: countersign_surfsense::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                if secret.is_none() {
+                    return Err(InboxError::MissingSecret(account.name.clone()));
+                }
+                Ok(Arc::new(countersign_surfsense::SurfSense::new(
+                    countersign_surfsense::SurfSenseConfig {
+                        base_url: account.base_url.clone(),
+                        secret,
+                        settings,
+                        http: self.http.clone(),
+                        clock: self.clock.clone(),
+                    },
+                )))
             }
             other => Err(InboxError::Unsupported(other)),
         }
