@@ -175,11 +175,15 @@ impl Inbox {
             check_allowed(r, input)
                 .map_err(|e| InboxError::Invalid(format!("request {} ({}): {e}", r.id, r.title)))?;
         }
-        let mut decisions = Vec::new();
+        let mut ids = Vec::new();
         for input in inputs {
-            decisions.push(self.decide(input).await?);
+            ids.push(self.decide(input).await?.id);
         }
-        Ok(decisions)
+        // The last one sent them all: report where each stands now.
+        Ok(ids
+            .into_iter()
+            .map(|id| self.store.decision(id))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Why a decision on `request` waits before it is sent: other requests
@@ -262,16 +266,13 @@ impl Inbox {
     }
 
     fn views(&self, requests: Vec<countersign_model::Request>) -> Result<Vec<RequestView>> {
+        // A pending request may carry a failed decision (refused, then put
+        // back): its error is shown in the list too.
+        let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
+        let latest = self.store.latest_decisions(&ids)?;
         requests
             .iter()
-            .map(|r| {
-                let decisions = if r.status.is_pending() {
-                    Vec::new()
-                } else {
-                    self.store.decisions_for(r.id)?
-                };
-                self.view(r, decisions.last())
-            })
+            .map(|r| self.view(r, latest.get(&r.id)))
             .collect()
     }
 

@@ -131,6 +131,30 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The latest decision of each of these requests (those with one), in
+    /// one query.
+    pub fn latest_decisions(
+        &self,
+        request_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Decision>> {
+        let mut out = std::collections::HashMap::new();
+        let conn = self.conn();
+        // SQLite's default bound-parameter limit is 32766; stay well below.
+        for chunk in request_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE id IN (
+                    SELECT MAX(id) FROM decisions WHERE request_id IN ({marks}) GROUP BY request_id)"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk), decision_from_row)?;
+            for d in rows {
+                let d = d?;
+                out.insert(d.request_id, d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The decision on this request that is still on its way, if any.
     pub fn open_decision_for(&self, request_id: i64) -> Result<Option<Decision>> {
         Ok(self

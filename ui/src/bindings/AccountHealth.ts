@@ -4,4 +4,9 @@ import type { ConnectionState } from "./ConnectionState";
 /**
  * Per-account health, shown next to the account everywhere.
  */
-export type AccountHealth = { account_id: number, state: ConnectionState, backoff_until: string | null, last_error: string | null, last_sync_at: string | null, updated_at: string, };
+export type AccountHealth = { account_id: number, state: ConnectionState, backoff_until: string | null, last_error: string | null, last_sync_at: string | null, updated_at: string, 
+/**
+ * What the connector said about its last pass ("watching 42 threads in
+ * 2 workspaces, 3 paused"), kept until it says something else.
+ */
+note: string | null, };

@@ -29,4 +29,10 @@ extra: RequestExtra,
 /**
  * Delivery state of this user's latest decision, if any.
  */
-delivery: Delivery | null, delivery_error: string | null, };
+delivery: Delivery | null, delivery_error: string | null, 
+/**
+ * For requests answered together with others (a SurfSense thread):
+ * how far the group is ("thread “Drafts”: 1 of 2 decided; sent
+ * together once all are").
+ */
+group_note: string | null, };
