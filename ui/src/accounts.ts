@@ -13,7 +13,7 @@ const PLATFORMS: { id: Platform; label: string; ready: boolean }[] = [
   { id: "molecule", label: "Molecule AI", ready: true },
   { id: "clawith", label: "Clawith", ready: true },
   { id: "harn", label: "harn", ready: true },
-  { id: "surfsense", label: "SurfSense", ready: false },
+  { id: "surfsense", label: "SurfSense", ready: true },
   { id: "langgraph", label: "LangGraph", ready: false },
   { id: "opencode", label: "OpenCode", ready: false },
 ];
@@ -69,15 +69,21 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
   const fit = () => {
     const clawith = platform.value === "clawith";
     const harn = platform.value === "harn";
-    loginLabel.hidden = !clawith;
+    const surf = platform.value === "surfsense";
+    loginLabel.hidden = !clawith && !surf;
+    loginLabel.firstChild!.textContent = surf ? "Email (leave empty with a personal access token)" : "Username or email";
+    login.placeholder = surf ? "kim@example.net" : "dana@example.org";
     tenantLabel.hidden = !clawith;
-    originLabel.hidden = clawith || harn;
-    orgLabel.hidden = clawith || harn;
+    originLabel.hidden = clawith || harn || surf;
+    orgLabel.hidden = clawith || harn || surf;
     const keep = existing ? " (leave empty to keep the stored one)" : "";
-    tokenLabel.firstChild!.textContent = (clawith ? "Password" : harn ? "API key (only for harn serve api)" : "Admin or org API token") + keep;
-    urlLabel.firstChild!.textContent = harn ? "Event log path (project dir, .harn dir or events.sqlite) or harn serve api URL" : "Server URL";
-    url.placeholder = clawith ? "https://clawith.example.org" : harn ? "/home/me/agents/.harn/events.sqlite" : "https://acme.moleculesai.app";
-    reviewer.placeholder = clawith ? "shown in your history; defaults to the username"
+    tokenLabel.firstChild!.textContent = (clawith ? "Password" : harn ? "API key (only for harn serve api)"
+      : surf ? "Password, or a personal access token (ss_pat_…)" : "Admin or org API token") + keep;
+    urlLabel.firstChild!.textContent = harn ? "Event log path (project dir, .harn dir or events.sqlite) or harn serve api URL"
+      : surf ? "Backend URL (the API, not the web app)" : "Server URL";
+    url.placeholder = clawith ? "https://clawith.example.org" : harn ? "/home/me/agents/.harn/events.sqlite"
+      : surf ? "https://surfsense.example.org:8000" : "https://acme.moleculesai.app";
+    reviewer.placeholder = clawith || surf ? "shown in your history; defaults to the login"
       : harn ? "your reviewer name; must be on a request's reviewer list" : "your name, sent to Molecule AI as decided_by";
   };
   platform.addEventListener("change", fit);
@@ -88,6 +94,8 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
     if (platform.value === "clawith") {
       settings.login = login.value.trim();
       if (tenant.value.trim()) settings.tenant = tenant.value.trim();
+    } else if (platform.value === "surfsense") {
+      if (login.value.trim()) settings.login = login.value.trim();
     } else {
       if (origin.value.trim()) settings.ws_origin = origin.value.trim();
       if (org.value.trim()) settings.org_id = org.value.trim();

@@ -28,6 +28,8 @@ export function renderDetail(
   d: RequestDetail,
   sending: boolean,
   decide: (input: DecideInput) => void,
+  /** Decides every pending request of this one's group (a thread), when it has others. */
+  decideGroup?: (input: DecideInput) => void,
 ): HTMLElement {
   const pending = d.status === "pending";
   const allowed = new Set(d.allowed_decisions);
@@ -51,6 +53,11 @@ export function renderDetail(
   const x = d.extra;
   if (pending && x.read_only) {
     actions.append(h("p", { class: "notice", "data-testid": "read-only" }, `You cannot answer this request. ${x.read_only}`));
+  }
+  if (x.group && d.group_note) {
+    actions.append(h("p", { class: "notice", "data-testid": "group-note" },
+      `${d.platform === "surfsense" ? "SurfSense" : "The platform"} resumes the ${x.group.label} only when all its requests are decided; `
+      + `decisions are held here and sent together. ${d.group_note}.`));
   }
   if (pending && x.proposal) {
     actions.append(h("p", { class: "notice", "data-testid": "proposal" },
@@ -78,13 +85,22 @@ export function renderDetail(
         busy,
       ),
     );
+    if (decideGroup && x.group) {
+      actions.append(h("div", { class: "buttons group" },
+        h("span", { class: "label" }, `Whole ${x.group.label}:`),
+        allowed.has("approve") ? h("button", { type: "button", "data-testid": "group-approve", disabled: sending,
+          onclick: () => decideGroup({ outcome: "approve", comment: comment_value() }) }, "Approve all") : null,
+        allowed.has("deny") ? h("button", { type: "button", "data-testid": "group-deny", disabled: sending,
+          onclick: () => decideGroup({ outcome: "deny", comment: comment_value() }) }, "Deny all") : null));
+    }
     if (allowed.has("respond")) {
       actions.append(answerForm(d, (response) => decide({ outcome: "respond", comment: comment_value(), response })));
     }
     if (allowed.has("edit")) {
       const edited = h("textarea", { class: "mono", value: JSON.stringify(d.arguments, null, 2), "data-testid": "edit-args" });
       const err = h("span", { class: "error" });
-      actions.append(h("div", { class: "extra" }, h("span", { class: "label" }, "Edit arguments, then approve"), edited, err,
+      const merged = d.platform === "surfsense" ? " (SurfSense merges the keys you send over the original ones; a removed key keeps its value)" : "";
+      actions.append(h("div", { class: "extra" }, h("span", { class: "label" }, `Edit arguments, then approve${merged}`), edited, err,
         h("button", { type: "button", onclick: () => {
           try {
             decide({ outcome: "edit", comment: comment_value(), edited_arguments: JSON.parse(edited.value) as JsonValue });
@@ -98,7 +114,10 @@ export function renderDetail(
     }
     const noComments: Partial<Record<RequestDetail["platform"], string>> = { molecule: "Molecule AI", clawith: "Clawith" };
     const name = noComments[d.platform];
-    if (name) {
+    if (x.comment_not_sent) {
+      actions.append(h("p", { class: "hint", "data-testid": "comment-not-sent" },
+        `${d.platform === "surfsense" ? "SurfSense drops decision comments, reject feedback included" : "This platform takes no comments"}: yours stays in Countersign's history only.`));
+    } else if (name) {
       actions.append(h("p", { class: "hint" }, `${name} keeps no comments: yours stays in Countersign's history.`));
     }
   }

@@ -177,7 +177,8 @@ function requestRow(r: RequestView | undefined, i: number): HTMLElement {
       (r.extra.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.extra.label ?? r.kind)) : null,
       r.extra.progress ? h("span", { class: "badge warn" }, `${r.extra.progress.approvals}/${r.extra.progress.required} approved`) : null,
       r.extra.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
-      r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null)),
+      r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null,
+      r.group_note ? h("span", { class: "badge warn", title: r.group_note, "data-testid": "group-badge" }, groupBadge(r.group_note)) : null)),
   h("div", { class: "row-time" },
     h("span", { class: "age", title: when(r.created_at), "data-created": r.created_at }, age(r.created_at)),
     r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null));
@@ -257,7 +258,10 @@ function paintDetail(): void {
   painted = `${d.id}:${app.sending.has(d.id)}`;
   const focused = document.activeElement?.id === "comment";
   const text = (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "";
-  pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input)));
+  const key = d.extra.group?.key;
+  const siblings = key ? app.pending.filter((r) => r.account === d.account && r.extra.group?.key === key).map((r) => r.id) : [];
+  const whole = siblings.length > 1 ? (input: DecideInput) => void decide(siblings, input) : undefined;
+  pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input), whole));
   const comment = document.getElementById("comment") as HTMLTextAreaElement | null;
   if (comment && text) comment.value = text;
   if (comment && focused) comment.focus();
@@ -274,8 +278,10 @@ async function decide(ids: number[], input: DecideInput): Promise<void> {
   try {
     const results = await call("decide", { args: { ids: todo, ...input, comment: input.comment || undefined } });
     const failed = results.filter((r) => r.delivery === null || r.delivery === "failed");
-    const queued = results.filter((r) => r.delivery === "queued" || r.delivery === "sent");
-    const done = results.length - failed.length - queued.length;
+    const held = results.filter((r) => r.delivery === "queued" && r.error?.startsWith("held:"));
+    const queued = results.filter((r) => (r.delivery === "queued" || r.delivery === "sent") && !held.includes(r));
+    const done = results.length - failed.length - queued.length - held.length;
+    if (held.length) toast(`${verb}; ${held[0]!.error!.slice("held: ".length)}.`);
     if (done) toast(`${verb} ${done === 1 ? "the request" : `${done} requests`}: delivered`);
     if (queued.length) toast(`${verb}, but not delivered yet (${queued[0]?.error ?? "platform unreachable"}). Countersign will retry.`, "warn");
     for (const f of failed) toast(`Request ${f.id}: ${f.error ?? "refused"}`, "error");
@@ -532,3 +538,9 @@ async function start(): Promise<void> {
 }
 
 void start();
+
+/** "thread “X”: 1 of 2 decided; …" → "1 of 2 in thread decided". */
+function groupBadge(note: string): string {
+  const m = /(\d+) of (\d+) decided/.exec(note);
+  return m ? `${m[1]}/${m[2]} of thread decided` : "thread";
+}
