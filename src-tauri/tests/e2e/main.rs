@@ -719,3 +719,95 @@ async fn a_harn_approval_and_question_are_answered_from_the_app() {
     countersign_fakes::harn::verify_log(log.path()).expect("the app's rows carry valid provenance");
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume() {
+    use countersign_fakes::surfsense::{Config as SurfConfig, FakeSurfSense, ResumeOutcome};
+    let fake = FakeSurfSense::start(SurfConfig::default()).await.unwrap();
+    let app = Desktop::launch(|_| {}).await;
+
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=account-platform] option[value=surfsense]")
+        .await;
+    app.until(
+        "the SurfSense fields",
+        "!document.querySelector('[data-testid=account-login]').closest('label').hidden",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=account-name]", "surf").await;
+    app.type_into("[data-testid=account-url]", &fake.url())
+        .await;
+    app.type_into("[data-testid=account-login]", &fake.seed.email)
+        .await;
+    app.type_into("[data-testid=account-token]", &fake.seed.password)
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account polls and says what it watches",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('polling') && e.textContent.includes('watching 6 threads in 2 workspaces'))",
+        PATIENT,
+    )
+    .await;
+    app.shot("surfsense-account").await;
+
+    app.keys("gi").await;
+    app.count("every ask of every thread", "request-row", 6)
+        .await;
+    let open = |needle: &str| {
+        format!("const row = [...document.querySelectorAll('[data-testid=request-row]')].find(e => e.textContent.includes('{needle}')); row.click(); return true")
+    };
+    app.js(&open("rm /documents/archive")).await;
+    app.until(
+        "the thread notice",
+        "document.querySelector('[data-testid=detail-title]').textContent.startsWith('rm ') && document.querySelector('[data-testid=group-note]')",
+        PATIENT,
+    )
+    .await;
+    app.until(
+        "the whole-thread buttons and the comment notice",
+        "document.querySelector('[data-testid=group-approve]') && document.querySelector('[data-testid=comment-not-sent]')",
+        PATIENT,
+    )
+    .await;
+    app.shot("surfsense-first-ask").await;
+    app.keys("d").await;
+    app.count("the denied ask left the inbox", "request-row", 5)
+        .await;
+    assert!(
+        fake.received_resumes().is_empty(),
+        "the first decision is held: the thread resumes only with both"
+    );
+
+    app.js(&open("send_gmail_email")).await;
+    app.until(
+        "the second ask says one of two is decided",
+        "document.querySelector('[data-testid=detail-title]').textContent.startsWith('send_gmail_email') && document.querySelector('[data-testid=group-note]').textContent.includes('1 of 2 decided')",
+        PATIENT,
+    )
+    .await;
+    app.shot("surfsense-second-ask").await;
+    app.keys("a").await;
+    app.count("both asks are answered", "request-row", 4).await;
+    let resumes = fake.received_resumes();
+    assert_eq!(resumes.len(), 1, "one resume carried both decisions");
+    assert_eq!(resumes[0].outcome, ResumeOutcome::Applied);
+    let kinds: Vec<&str> = resumes[0].body["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["reject", "approve"],
+        "matched to the right asks, in pending order"
+    );
+    assert!(fake.pending(fake.seed.drafts_thread).is_empty());
+    app.close().await;
+}
