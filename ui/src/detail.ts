@@ -57,7 +57,7 @@ export function renderDetail(
   if (x.group && d.group_note) {
     actions.append(h("p", { class: "notice", "data-testid": "group-note" },
       `${d.platform === "surfsense" ? "SurfSense" : "The platform"} resumes the ${x.group.label} only when all its requests are decided; `
-      + `decisions are held here and sent together. ${d.group_note}.`));
+      + `decisions are held here and sent together (${d.group_note.slice(x.group.label.length + 2).split(";")[0]}).`));
   }
   if (pending && x.proposal) {
     actions.append(h("p", { class: "notice", "data-testid": "proposal" },

@@ -173,12 +173,12 @@ function requestRow(r: RequestView | undefined, i: number): HTMLElement {
     h("div", { class: "row-sub" },
       h("span", { class: `platform p-${r.platform}` }, r.platform),
       h("span", {}, r.account),
+      r.group_note ? h("span", { class: "badge warn", title: r.group_note, "data-testid": "group-badge" }, groupBadge(r.group_note)) : null,
       h("span", { class: "agent" }, r.agent ?? ""),
       (r.extra.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.extra.label ?? r.kind)) : null,
       r.extra.progress ? h("span", { class: "badge warn" }, `${r.extra.progress.approvals}/${r.extra.progress.required} approved`) : null,
       r.extra.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
-      r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null,
-      r.group_note ? h("span", { class: "badge warn", title: r.group_note, "data-testid": "group-badge" }, groupBadge(r.group_note)) : null)),
+      r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null)),
   h("div", { class: "row-time" },
     h("span", { class: "age", title: when(r.created_at), "data-created": r.created_at }, age(r.created_at)),
     r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null));
@@ -539,8 +539,8 @@ async function start(): Promise<void> {
 
 void start();
 
-/** "thread “X”: 1 of 2 decided; …" → "1 of 2 in thread decided". */
+/** "thread “X”: 1 of 2 decided; …" → "1/2 decided". */
 function groupBadge(note: string): string {
   const m = /(\d+) of (\d+) decided/.exec(note);
-  return m ? `${m[1]}/${m[2]} of thread decided` : "thread";
+  return m ? `${m[1]}/${m[2]} decided` : "thread";
 }

@@ -765,13 +765,13 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     app.js(&open("rm /documents/archive")).await;
     app.until(
         "the thread notice",
-        "document.querySelector('[data-testid=detail-title]').textContent.startsWith('rm ') && document.querySelector('[data-testid=group-note]')",
+        "document.querySelector('[data-testid=detail-title]')?.textContent.startsWith('rm ') && !!document.querySelector('[data-testid=group-note]')",
         PATIENT,
     )
     .await;
     app.until(
         "the whole-thread buttons and the comment notice",
-        "document.querySelector('[data-testid=group-approve]') && document.querySelector('[data-testid=comment-not-sent]')",
+        "!!document.querySelector('[data-testid=group-approve]') && !!document.querySelector('[data-testid=comment-not-sent]')",
         PATIENT,
     )
     .await;
@@ -787,7 +787,7 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     app.js(&open("send_gmail_email")).await;
     app.until(
         "the second ask says one of two is decided",
-        "document.querySelector('[data-testid=detail-title]').textContent.startsWith('send_gmail_email') && document.querySelector('[data-testid=group-note]').textContent.includes('1 of 2 decided')",
+        "document.querySelector('[data-testid=detail-title]')?.textContent.startsWith('send_gmail_email') && !!document.querySelector('[data-testid=group-note]')?.textContent.includes('1 of 2 decided')",
         PATIENT,
     )
     .await;
