@@ -5,6 +5,7 @@
 #   scripts/run.sh          the app, for real use
 #   scripts/run.sh --demo   the app in a throwaway data dir, connected to a
 #                           local fake Molecule AI server with sample approvals
+#                           and a fake SurfSense server with paused threads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -24,14 +25,20 @@ export COUNTERSIGN_DATA_DIR=$data DEMO_TOKEN=demo-admin-token
   --approval "send apology email to 3,402 customers|Outage notice drafted by the agent" \
   > "$data/fake.url" &
 fake=$!
-trap 'kill $fake 2>/dev/null' EXIT
-for _ in $(seq 50); do [ -s "$data/fake.url" ] && break; sleep 0.1; done
+"$bin/fake-surfsense" > "$data/surf.url" 2>/dev/null &
+surf=$!
+trap 'kill $fake $surf 2>/dev/null' EXIT
+for _ in $(seq 50); do [ -s "$data/fake.url" ] && [ -s "$data/surf.url" ] && break; sleep 0.1; done
 url=$(cat "$data/fake.url")
 "$bin/countersign" account add molecule --name demo --url "$url" --secret-env DEMO_TOKEN \
   --secret-store file --reviewer "${USER:-reviewer}"
+SURF_PASSWORD='correct horse' "$bin/countersign" account add surfsense --name surf-demo \
+  --url "$(cat "$data/surf.url")" --username kim@example.net --secret-env SURF_PASSWORD \
+  --secret-store file --reviewer "${USER:-reviewer}"
 cat <<MSG
 
-Demo: fake Molecule AI at $url, data dir $data.
+Demo: fake Molecule AI at $url and fake SurfSense at $(cat "$data/surf.url"),
+data dir $data.
 Create more requests while the app runs:
   curl -s -X POST $url/__fake/approvals -d '{"action":"rotate prod db creds","reason":"quarterly"}'
 Decide one "elsewhere" (it leaves the inbox by itself):
