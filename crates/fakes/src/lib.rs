@@ -10,4 +10,5 @@
 pub mod clawith;
 pub mod harn;
 pub mod molecule;
+pub mod opencode;
 pub mod surfsense;

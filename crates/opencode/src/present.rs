@@ -1,0 +1,151 @@
+//! One OpenCode permission request as an inbox request: the session, the
+//! permission (tool), what it asks for (the command for `bash`), what an
+//! "always" would allow, and the free-form metadata.
+
+use chrono::{DateTime, Utc};
+use countersign_model::{AllowedDecision, Fact, Kind, ObservedRequest, RequestExtra};
+use serde_json::{json, Value};
+
+/// When the request was made, from its id: `per_` + 12 hex digits of
+/// `ms * 4096 + counter`. Requests carry no timestamp of their own.
+pub fn created_at(id: &str) -> Option<DateTime<Utc>> {
+    let hex = id.split_once('_')?.1.get(..12)?;
+    let stamp = u64::from_str_radix(hex, 16).ok()?;
+    DateTime::from_timestamp_millis(i64::try_from(stamp / 4096).ok()?)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `directory`: the instance it was asked in (`None`: the server's own).
+pub fn request(v: &Value, directory: Option<&str>) -> Option<ObservedRequest> {
+    let id = v.get("id").and_then(Value::as_str)?;
+    let session = v.get("sessionID").and_then(Value::as_str)?;
+    let permission = v
+        .get("permission")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    let patterns = strings(&v["patterns"]);
+    let always = strings(&v["always"]);
+    let metadata = v.get("metadata").filter(|m| m.is_object()).cloned();
+    let command = metadata
+        .as_ref()
+        .and_then(|m| m.get("command"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let what = command.clone().unwrap_or_else(|| patterns.join(", "));
+    let title: String = format!("{permission}: {what}")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    let arguments = match &metadata {
+        Some(m) if m.as_object().is_some_and(|o| !o.is_empty()) => m.clone(),
+        _ => json!({"patterns": patterns}),
+    };
+    let mut facts = vec![Fact {
+        name: "session".into(),
+        value: json!(session),
+    }];
+    if let Some(d) = directory {
+        facts.push(Fact {
+            name: "directory".into(),
+            value: json!(d),
+        });
+    }
+    facts.push(Fact {
+        name: "patterns".into(),
+        value: json!(patterns),
+    });
+    if !always.is_empty() {
+        facts.push(Fact {
+            name: "always allows".into(),
+            value: json!(always),
+        });
+    }
+    if let Some(call) = v.pointer("/tool/callID") {
+        facts.push(Fact {
+            name: "tool call".into(),
+            value: call.clone(),
+        });
+    }
+    let mut allowed = vec![AllowedDecision::Approve, AllowedDecision::Deny];
+    if !always.is_empty() {
+        allowed.push(AllowedDecision::AlwaysAllow);
+    }
+    Some(ObservedRequest {
+        remote_id: id.to_owned(),
+        route: json!({"directory": directory, "session_id": session}),
+        kind: Kind::Approval,
+        title,
+        action: permission.clone(),
+        arguments,
+        description: None,
+        agent: Some(match directory {
+            Some(d) => format!("{d} · {session}"),
+            None => session.to_owned(),
+        }),
+        tier: None,
+        created_at: created_at(id).unwrap_or_else(Utc::now),
+        deadline: None,
+        allowed_decisions: allowed,
+        link: None,
+        extra: RequestExtra {
+            label: Some(format!("{permission} permission")),
+            facts,
+            ..Default::default()
+        },
+        raw: v.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_creation_time_is_read_from_the_id() {
+        let ms: u64 = 1_787_390_000_456;
+        let id = format!("per_{:012x}k1T4N3mVntSscs", ms * 4096 + 7);
+        assert_eq!(
+            created_at(&id).map(|t| t.timestamp_millis()),
+            Some(ms as i64),
+            "ids are ms * 4096 + counter in 12 hex digits"
+        );
+    }
+
+    #[test]
+    fn a_bash_request_shows_its_command_and_what_always_would_allow() {
+        let v = json!({"id": "per_2010a33f9001k1T4N3mVntSscs", "sessionID": "ses_1", "permission": "bash",
+            "patterns": ["echo hi"], "metadata": {"command": "echo hi"}, "always": ["echo *"]});
+        let r = request(&v, Some("/p")).expect("valid");
+        assert_eq!(r.title, "bash: echo hi");
+        assert!(r.allowed_decisions.contains(&AllowedDecision::AlwaysAllow));
+        assert_eq!(
+            r.route["directory"], "/p",
+            "replies go to the request's instance"
+        );
+    }
+
+    #[test]
+    fn without_always_patterns_always_is_not_offered() {
+        let v = json!({"id": "per_2010a33f9001k1T4N3mVntSscs", "sessionID": "s", "permission": "read",
+            "patterns": ["/etc/passwd"], "metadata": {}, "always": []});
+        let r = request(&v, None).expect("valid");
+        assert!(!r.allowed_decisions.contains(&AllowedDecision::AlwaysAllow));
+        assert_eq!(
+            r.arguments,
+            json!({"patterns": ["/etc/passwd"]}),
+            "empty metadata shows the patterns"
+        );
+    }
+}
