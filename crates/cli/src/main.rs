@@ -146,7 +146,7 @@ struct AddAccount {
     #[arg(long, value_name = "PATH", conflicts_with = "url")]
     event_log: Option<PathBuf>,
     /// Name of the environment variable holding the token (Molecule,
-    /// harn serve api) or password (Clawith).
+    /// harn serve api) or password (Clawith, SurfSense, OpenCode).
     #[arg(long, value_name = "VAR")]
     secret_env: Option<String>,
     /// SurfSense: name of the environment variable holding a personal
@@ -154,7 +154,7 @@ struct AddAccount {
     #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
     token_env: Option<String>,
     /// Clawith: the username, email or phone to log in with; SurfSense:
-    /// the email.
+    /// the email; OpenCode: the Basic auth user (default `opencode`).
     #[arg(long)]
     username: Option<String>,
     /// Clawith: the company to sign in to, for users in several (id, slug or name).

@@ -92,7 +92,8 @@ impl Shared {
         let mut d = self.data();
         d.counter += 1;
         let ms = chrono::Utc::now().timestamp_millis() as u64;
-        let stamp = ms * 4096 + (d.counter % 4096);
+        // The low 48 bits, as OpenCode's identifiers keep them.
+        let stamp = (ms * 4096 + (d.counter % 4096)) & 0xffff_ffff_ffff;
         let tail: String = uuid::Uuid::new_v4()
             .simple()
             .to_string()

@@ -91,6 +91,11 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
             }
             Ok(())
         }
+        Platform::Opencode => {
+            serde_json::from_value::<countersign_opencode::Settings>(settings.clone())
+                .map(drop)
+                .map_err(|e| InboxError::Invalid(format!("bad OpenCode settings: {e}")))
+        }
         Platform::Surfsense => {
             serde_json::from_value::<countersign_surfsense::Settings>(settings.clone())
                 .map(drop)

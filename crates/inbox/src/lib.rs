@@ -338,6 +338,24 @@ impl Inbox {
                     },
                 )))
             }
+            Platform::Opencode => {
+                let settings: countersign_opencode::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                Ok(Arc::new(countersign_opencode::OpenCode::new(
+                    countersign_opencode::OpenCodeConfig {
+                        base_url: account.base_url.clone(),
+                        password: secret,
+                        settings,
+                        reviewer: account.reviewer.clone(),
+                        http: self.http.clone(),
+                    },
+                )))
+            }
             other => Err(InboxError::Unsupported(other)),
         }
     }

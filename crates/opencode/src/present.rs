@@ -6,12 +6,17 @@ use chrono::{DateTime, Utc};
 use countersign_model::{AllowedDecision, Fact, Kind, ObservedRequest, RequestExtra};
 use serde_json::{json, Value};
 
-/// When the request was made, from its id: `per_` + 12 hex digits of
-/// `ms * 4096 + counter`. Requests carry no timestamp of their own.
-pub fn created_at(id: &str) -> Option<DateTime<Utc>> {
+/// When the request was made, from its id: `per_` + 12 hex digits, the
+/// low 48 bits of `ms * 4096 + counter`. That keeps the milliseconds
+/// modulo 2^36 (about 795 days), so the time is the latest one at or
+/// before `now` with those low bits. Requests carry no timestamp.
+pub fn created_at(id: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    const WRAP: i64 = 1 << 36;
     let hex = id.split_once('_')?.1.get(..12)?;
-    let stamp = u64::from_str_radix(hex, 16).ok()?;
-    DateTime::from_timestamp_millis(i64::try_from(stamp / 4096).ok()?)
+    let low = i64::try_from(u64::from_str_radix(hex, 16).ok()? >> 12).ok()?;
+    let now_ms = now.timestamp_millis();
+    let back = (now_ms.rem_euclid(WRAP) - low).rem_euclid(WRAP);
+    DateTime::from_timestamp_millis(now_ms - back)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -95,7 +100,7 @@ pub fn request(v: &Value, directory: Option<&str>) -> Option<ObservedRequest> {
             None => session.to_owned(),
         }),
         tier: None,
-        created_at: created_at(id).unwrap_or_else(Utc::now),
+        created_at: created_at(id, Utc::now()).unwrap_or_else(Utc::now),
         deadline: None,
         allowed_decisions: allowed,
         link: None,
@@ -115,11 +120,15 @@ mod tests {
     #[test]
     fn the_creation_time_is_read_from_the_id() {
         let ms: u64 = 1_787_390_000_456;
-        let id = format!("per_{:012x}k1T4N3mVntSscs", ms * 4096 + 7);
+        let id = format!(
+            "per_{:012x}k1T4N3mVntSscs",
+            (ms * 4096 + 7) & 0xffff_ffff_ffff
+        );
+        let now = DateTime::from_timestamp_millis(ms as i64 + 5_000).unwrap();
         assert_eq!(
-            created_at(&id).map(|t| t.timestamp_millis()),
+            created_at(&id, now).map(|t| t.timestamp_millis()),
             Some(ms as i64),
-            "ids are ms * 4096 + counter in 12 hex digits"
+            "ids keep the low 48 bits of ms * 4096 + counter: 5 s ago"
         );
     }
 

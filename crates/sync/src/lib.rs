@@ -290,6 +290,13 @@ impl Engine {
         };
         let now = self.now();
         if let Some(open) = store.open_decision_for(request.id)? {
+            // Our own reply may announce itself before its sender records
+            // the answer: a resolution that names nobody leaves a decision
+            // being sent to its sender (a dead sender's lease runs out and
+            // the retry learns the outcome).
+            if open.delivery == Delivery::Sent && res.decided_by.is_none() {
+                return Ok(());
+            }
             let ours = res.decided_by.as_deref() == Some(account.reviewer.as_str())
                 && res.outcome.as_deref().map(outcome_matches(open.outcome)) == Some(true);
             if ours {
