@@ -15,7 +15,7 @@ const PLATFORMS: { id: Platform; label: string; ready: boolean }[] = [
   { id: "harn", label: "harn", ready: true },
   { id: "surfsense", label: "SurfSense", ready: true },
   { id: "langgraph", label: "LangGraph", ready: false },
-  { id: "opencode", label: "OpenCode", ready: false },
+  { id: "opencode", label: "OpenCode", ready: true },
 ];
 
 function stateClass(a: AccountView): string {
@@ -70,19 +70,22 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
     const clawith = platform.value === "clawith";
     const harn = platform.value === "harn";
     const surf = platform.value === "surfsense";
-    loginLabel.hidden = !clawith && !surf;
-    loginLabel.firstChild!.textContent = surf ? "Email (leave empty with a personal access token)" : "Username or email";
-    login.placeholder = surf ? "kim@example.net" : "dana@example.org";
+    const oc = platform.value === "opencode";
+    loginLabel.hidden = !clawith && !surf && !oc;
+    loginLabel.firstChild!.textContent = surf ? "Email (leave empty with a personal access token)"
+      : oc ? "User (only if the server sets OPENCODE_SERVER_USERNAME)" : "Username or email";
+    login.placeholder = surf ? "kim@example.net" : oc ? "opencode" : "dana@example.org";
     tenantLabel.hidden = !clawith;
-    originLabel.hidden = clawith || harn || surf;
-    orgLabel.hidden = clawith || harn || surf;
+    originLabel.hidden = clawith || harn || surf || oc;
+    orgLabel.hidden = clawith || harn || surf || oc;
     const keep = existing ? " (leave empty to keep the stored one)" : "";
     tokenLabel.firstChild!.textContent = (clawith ? "Password" : harn ? "API key (only for harn serve api)"
-      : surf ? "Password, or a personal access token (ss_pat_…)" : "Admin or org API token") + keep;
+      : surf ? "Password, or a personal access token (ss_pat_…)"
+      : oc ? "Server password (OPENCODE_SERVER_PASSWORD; empty if none)" : "Admin or org API token") + keep;
     urlLabel.firstChild!.textContent = harn ? "Event log path (project dir, .harn dir or events.sqlite) or harn serve api URL"
       : surf ? "Backend URL (the API, not the web app)" : "Server URL";
     url.placeholder = clawith ? "https://clawith.example.org" : harn ? "/home/me/agents/.harn/events.sqlite"
-      : surf ? "https://surfsense.example.org:8000" : "https://acme.moleculesai.app";
+      : surf ? "https://surfsense.example.org:8000" : oc ? "http://127.0.0.1:4096" : "https://acme.moleculesai.app";
     reviewer.placeholder = clawith || surf ? "shown in your history; defaults to the login"
       : harn ? "your reviewer name; must be on a request's reviewer list" : "your name, sent to Molecule AI as decided_by";
   };
@@ -94,7 +97,7 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
     if (platform.value === "clawith") {
       settings.login = login.value.trim();
       if (tenant.value.trim()) settings.tenant = tenant.value.trim();
-    } else if (platform.value === "surfsense") {
+    } else if (platform.value === "surfsense" || platform.value === "opencode") {
       if (login.value.trim()) settings.login = login.value.trim();
     } else {
       if (origin.value.trim()) settings.ws_origin = origin.value.trim();

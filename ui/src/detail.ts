@@ -110,7 +110,15 @@ export function renderDetail(
         } }, "Approve with edits")));
     }
     if (allowed.has("always_allow")) {
-      actions.append(h("p", { class: "hint" }, "Always allow approves this and lets matching requests through from now on, without asking."));
+      const always = x.facts.find((f) => f.name === "always allows");
+      const what = always && Array.isArray(always.value) ? always.value.join(", ") : "matching requests";
+      actions.append(h("p", { class: "hint", "data-testid": "always-hint" }, d.platform === "opencode"
+        ? `Always allow runs this and lets ${what} through without asking, in every session of this project, until the OpenCode server restarts. Requests already waiting in other sessions stay.`
+        : "Always allow approves this and lets matching requests through from now on, without asking."));
+    }
+    if (d.platform === "opencode") {
+      actions.append(h("p", { class: "hint" },
+        "Deny with a comment: the agent reads it as feedback and goes on. Deny without one: the agent stops, and the session's other requests are denied too."));
     }
     const noComments: Partial<Record<RequestDetail["platform"], string>> = { molecule: "Molecule AI", clawith: "Clawith" };
     const name = noComments[d.platform];

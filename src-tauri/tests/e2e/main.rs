@@ -811,3 +811,63 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     assert!(fake.pending(fake.seed.drafts_thread).is_empty());
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opencode_permission_is_denied_with_feedback_from_the_app() {
+    use countersign_fakes::opencode::{Config as OcConfig, FakeOpenCode};
+    let fake = FakeOpenCode::start(OcConfig {
+        password: Some("oc-pass".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = Desktop::launch(|_| {}).await;
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=account-platform] option[value=opencode]")
+        .await;
+    app.type_into("[data-testid=account-name]", "coder").await;
+    app.type_into("[data-testid=account-url]", &fake.url())
+        .await;
+    app.type_into("[data-testid=account-token]", "oc-pass")
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account follows the event stream",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('connected'))",
+        PATIENT,
+    )
+    .await;
+
+    app.keys("gi").await;
+    let id = fake
+        .ask_bash("/home/me/site", "ses_e2e", "rm -rf node_modules")
+        .unwrap();
+    app.count("the ask arrives live", "request-row", 1).await;
+    app.until("its detail", DETAIL_FOLLOWS, PATIENT).await;
+    app.until(
+        "the always hint names the pattern",
+        "!!document.querySelector('[data-testid=always-hint]')?.textContent.includes('rm *')",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=comment]", "Use npm ci instead.")
+        .await;
+    app.shot("opencode-detail").await;
+    app.click("[data-testid=deny]").await;
+    app.count("it left the inbox", "request-row", 0).await;
+    let replies = fake.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].id, id);
+    assert_eq!(
+        replies[0].directory, "/home/me/site",
+        "answered in its own instance"
+    );
+    assert_eq!(replies[0].reply, "reject");
+    assert_eq!(replies[0].message.as_deref(), Some("Use npm ci instead."));
+    app.close().await;
+}
