@@ -9,6 +9,7 @@
 
 pub mod clawith;
 pub mod harn;
+pub mod langgraph;
 pub mod molecule;
 pub mod opencode;
 pub mod surfsense;
