@@ -36,9 +36,7 @@ impl From<InboxError> for IpcError {
             InboxError::Secret(countersign_inbox::SecretError::NoKeychain(_)) => {
                 ErrorCode::NoKeychain
             }
-            InboxError::Invalid(_) | InboxError::Unsupported(_) | InboxError::MissingSecret(_) => {
-                ErrorCode::Invalid
-            }
+            InboxError::Invalid(_) | InboxError::MissingSecret(_) => ErrorCode::Invalid,
             _ => ErrorCode::Internal,
         };
         if matches!(code, ErrorCode::Internal) {

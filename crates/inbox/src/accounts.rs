@@ -91,6 +91,11 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
             }
             Ok(())
         }
+        Platform::Langgraph => {
+            serde_json::from_value::<countersign_langgraph::Settings>(settings.clone())
+                .map(drop)
+                .map_err(|e| InboxError::Invalid(format!("bad LangGraph settings: {e}")))
+        }
         Platform::Opencode => {
             serde_json::from_value::<countersign_opencode::Settings>(settings.clone())
                 .map(drop)
@@ -101,7 +106,6 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
                 .map(drop)
                 .map_err(|e| InboxError::Invalid(format!("bad SurfSense settings: {e}")))
         }
-        other => Err(InboxError::Unsupported(other)),
     }
 }
 

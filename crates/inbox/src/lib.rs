@@ -37,8 +37,6 @@ pub enum InboxError {
     Secret(#[from] SecretError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0} accounts are not supported yet")]
-    Unsupported(Platform),
     #[error("the account `{0}` has no stored secret; add it again with its credentials")]
     MissingSecret(String),
     #[error("could not use the data dir {path}: {source}")]
@@ -338,6 +336,25 @@ impl Inbox {
                     },
                 )))
             }
+            Platform::Langgraph => {
+                let settings: countersign_langgraph::Settings =
+                    serde_json::from_value(account.settings.clone()).map_err(|e| {
+                        InboxError::Invalid(format!(
+                            "account `{}` has bad settings: {e}",
+                            account.name
+                        ))
+                    })?;
+                Ok(Arc::new(countersign_langgraph::LangGraph::new(
+                    countersign_langgraph::LangGraphConfig {
+                        base_url: account.base_url.clone(),
+                        api_key: secret,
+                        settings,
+                        http: self.http.clone(),
+                        clock: self.clock.clone(),
+                        run_wait: std::time::Duration::from_secs(20),
+                    },
+                )))
+            }
             Platform::Opencode => {
                 let settings: countersign_opencode::Settings =
                     serde_json::from_value(account.settings.clone()).map_err(|e| {
@@ -356,7 +373,6 @@ impl Inbox {
                     },
                 )))
             }
-            other => Err(InboxError::Unsupported(other)),
         }
     }
 
