@@ -14,7 +14,7 @@ const PLATFORMS: { id: Platform; label: string; ready: boolean }[] = [
   { id: "clawith", label: "Clawith", ready: true },
   { id: "harn", label: "harn", ready: true },
   { id: "surfsense", label: "SurfSense", ready: true },
-  { id: "langgraph", label: "LangGraph", ready: false },
+  { id: "langgraph", label: "LangGraph", ready: true },
   { id: "opencode", label: "OpenCode", ready: true },
 ];
 
@@ -71,21 +71,24 @@ function form(existing: AccountView | null, done: () => void): HTMLElement {
     const harn = platform.value === "harn";
     const surf = platform.value === "surfsense";
     const oc = platform.value === "opencode";
+    const lg = platform.value === "langgraph";
     loginLabel.hidden = !clawith && !surf && !oc;
     loginLabel.firstChild!.textContent = surf ? "Email (leave empty with a personal access token)"
       : oc ? "User (only if the server sets OPENCODE_SERVER_USERNAME)" : "Username or email";
     login.placeholder = surf ? "kim@example.net" : oc ? "opencode" : "dana@example.org";
     tenantLabel.hidden = !clawith;
-    originLabel.hidden = clawith || harn || surf || oc;
-    orgLabel.hidden = clawith || harn || surf || oc;
+    originLabel.hidden = clawith || harn || surf || oc || lg;
+    orgLabel.hidden = clawith || harn || surf || oc || lg;
     const keep = existing ? " (leave empty to keep the stored one)" : "";
     tokenLabel.firstChild!.textContent = (clawith ? "Password" : harn ? "API key (only for harn serve api)"
       : surf ? "Password, or a personal access token (ss_pat_…)"
-      : oc ? "Server password (OPENCODE_SERVER_PASSWORD; empty if none)" : "Admin or org API token") + keep;
+      : oc ? "Server password (OPENCODE_SERVER_PASSWORD; empty if none)"
+      : lg ? "API key (LangGraph Platform; empty for langgraph dev)" : "Admin or org API token") + keep;
     urlLabel.firstChild!.textContent = harn ? "Event log path (project dir, .harn dir or events.sqlite) or harn serve api URL"
       : surf ? "Backend URL (the API, not the web app)" : "Server URL";
     url.placeholder = clawith ? "https://clawith.example.org" : harn ? "/home/me/agents/.harn/events.sqlite"
-      : surf ? "https://surfsense.example.org:8000" : oc ? "http://127.0.0.1:4096" : "https://acme.moleculesai.app";
+      : surf ? "https://surfsense.example.org:8000" : oc ? "http://127.0.0.1:4096"
+      : lg ? "http://127.0.0.1:2024" : "https://acme.moleculesai.app";
     reviewer.placeholder = clawith || surf ? "shown in your history; defaults to the login"
       : harn ? "your reviewer name; must be on a request's reviewer list" : "your name, sent to Molecule AI as decided_by";
   };

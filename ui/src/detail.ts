@@ -116,6 +116,9 @@ export function renderDetail(
         ? `Always allow runs this and lets ${what} through without asking, in every session of this project, until the OpenCode server restarts. Requests already waiting in other sessions stay.`
         : "Always allow approves this and lets matching requests through from now on, without asking."));
     }
+    if (d.platform === "langgraph" && x.label === "Agent Inbox" && allowed.has("deny")) {
+      actions.append(h("p", { class: "hint" }, "Deny sends Agent Inbox's “ignore”: the graph skips the action."));
+    }
     if (d.platform === "opencode") {
       actions.append(h("p", { class: "hint" },
         "Deny with a comment: the agent reads it as feedback and goes on. Deny without one: the agent stops, and the session's other requests are denied too."));

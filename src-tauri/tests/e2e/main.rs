@@ -871,3 +871,65 @@ async fn an_opencode_permission_is_denied_with_feedback_from_the_app() {
     assert_eq!(replies[0].message.as_deref(), Some("Use npm ci instead."));
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_langgraph_interrupt_is_answered_from_the_app() {
+    use countersign_fakes::langgraph::{payloads, Config as LgConfig, FakeLangGraph};
+    let fake = FakeLangGraph::start(LgConfig::default()).await.unwrap();
+    let (thread, ids) = fake.interrupted(
+        "approvals",
+        vec![(
+            payloads::agent_inbox(
+                "send_email",
+                json!({"to": "board@example.com", "subject": "Q3 numbers"}),
+                true,
+                true,
+                true,
+                true,
+            ),
+            None,
+        )],
+    );
+    let app = Desktop::launch(|_| {}).await;
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=account-platform] option[value=langgraph]")
+        .await;
+    app.type_into("[data-testid=account-name]", "graphs").await;
+    app.type_into("[data-testid=account-url]", &fake.url())
+        .await;
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        "the account polls",
+        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('polling') && e.textContent.includes('1 interrupted threads'))",
+        PATIENT,
+    )
+    .await;
+    app.keys("gi").await;
+    app.count("the interrupt", "request-row", 1).await;
+    app.until("its detail", DETAIL_FOLLOWS, PATIENT).await;
+    app.until(
+        "the answer box for a respond",
+        "!!document.querySelector('[data-testid=answer-input]')",
+        PATIENT,
+    )
+    .await;
+    app.type_into("[data-testid=answer-input]", "Send it after the audit.")
+        .await;
+    app.shot("langgraph-detail").await;
+    app.click("[data-testid=answer-send]").await;
+    app.count("it left the inbox", "request-row", 0).await;
+    let runs = fake.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].resume,
+        json!({ids[0].clone(): [{"type": "response", "args": "Send it after the audit."}]}),
+        "answered by interrupt id with Agent Inbox's response shape"
+    );
+    assert_eq!(fake.thread(&thread).unwrap().0, "idle");
+    app.close().await;
+}
