@@ -20,6 +20,17 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// A client for long-lived streams (SSE, a resumed run answering for
+/// minutes): no total timeout, only `read_timeout` between bytes.
+pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(read_timeout)
+        .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
 /// Maps a transport failure (refused, reset, timed out) to an error.
 pub fn transport(err: reqwest::Error) -> ConnectorError {
     // reqwest's Display includes the URL but never headers, so no token.

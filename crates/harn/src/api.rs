@@ -51,12 +51,7 @@ struct ApiInner {
 
 impl HarnApi {
     pub fn new(config: HarnApiConfig) -> Self {
-        let stream_http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(90))
-            .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let stream_http = countersign_connector::http::stream_client(Duration::from_secs(90));
         Self {
             inner: Arc::new(ApiInner {
                 config,

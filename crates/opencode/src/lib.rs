@@ -93,12 +93,7 @@ impl OpenCode {
                 ))
             ))
         });
-        let stream_http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(STREAM_SILENCE)
-            .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let stream_http = countersign_connector::http::stream_client(STREAM_SILENCE);
         let directories = cfg.settings.directories.iter().cloned().collect();
         Self {
             inner: Arc::new(Inner {

@@ -112,12 +112,7 @@ impl SurfSense {
         let credential = cfg
             .secret
             .map(|s| Credential::from_secret(&cfg.settings.email, s));
-        let stream_http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(600))
-            .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let stream_http = countersign_connector::http::stream_client(Duration::from_secs(600));
         Self {
             auth: auth::Auth::new(
                 base.clone(),
