@@ -195,7 +195,7 @@ impl OpenCode {
                     .get("reply")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let mine = self.ours().get(id).cloned();
+                let mine = self.ours().remove(id);
                 vec![Update::Resolved(match mine {
                     Some(how) => Resolution {
                         remote_id: id.to_owned(),
