@@ -70,19 +70,25 @@ fn validate_account_url(platform: Platform, raw: &str) -> Result<String> {
     validate_url(raw)
 }
 
+/// Settings as a platform's `Settings` type, or a message naming the platform.
+fn parse_settings<T: serde::de::DeserializeOwned>(
+    platform: Platform,
+    settings: &Value,
+) -> Result<T> {
+    serde_json::from_value(settings.clone())
+        .map_err(|e| InboxError::Invalid(format!("bad {platform} settings: {e}")))
+}
+
 fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
     match platform {
-        Platform::Harn => serde_json::from_value::<countersign_harn::Settings>(settings.clone())
-            .map(drop)
-            .map_err(|e| InboxError::Invalid(format!("bad harn settings: {e}"))),
+        Platform::Harn => {
+            parse_settings::<countersign_harn::Settings>(platform, settings).map(drop)
+        }
         Platform::Molecule => {
-            serde_json::from_value::<countersign_molecule::Settings>(settings.clone())
-                .map(drop)
-                .map_err(|e| InboxError::Invalid(format!("bad Molecule settings: {e}")))
+            parse_settings::<countersign_molecule::Settings>(platform, settings).map(drop)
         }
         Platform::Clawith => {
-            let s: countersign_clawith::Settings = serde_json::from_value(settings.clone())
-                .map_err(|e| InboxError::Invalid(format!("bad Clawith settings: {e}")))?;
+            let s: countersign_clawith::Settings = parse_settings(platform, settings)?;
             if s.login.trim().is_empty() {
                 return Err(InboxError::Invalid(
                     "a Clawith account needs the username or email to log in with (--username)"
@@ -92,19 +98,13 @@ fn validate_settings(platform: Platform, settings: &Value) -> Result<()> {
             Ok(())
         }
         Platform::Langgraph => {
-            serde_json::from_value::<countersign_langgraph::Settings>(settings.clone())
-                .map(drop)
-                .map_err(|e| InboxError::Invalid(format!("bad LangGraph settings: {e}")))
+            parse_settings::<countersign_langgraph::Settings>(platform, settings).map(drop)
         }
         Platform::Opencode => {
-            serde_json::from_value::<countersign_opencode::Settings>(settings.clone())
-                .map(drop)
-                .map_err(|e| InboxError::Invalid(format!("bad OpenCode settings: {e}")))
+            parse_settings::<countersign_opencode::Settings>(platform, settings).map(drop)
         }
         Platform::Surfsense => {
-            serde_json::from_value::<countersign_surfsense::Settings>(settings.clone())
-                .map(drop)
-                .map_err(|e| InboxError::Invalid(format!("bad SurfSense settings: {e}")))
+            parse_settings::<countersign_surfsense::Settings>(platform, settings).map(drop)
         }
     }
 }
@@ -117,7 +117,7 @@ fn check_surfsense_secret(settings: &Value, secret: Option<&Secret>) -> Result<(
             "a SurfSense account needs its password (--secret-env) or a personal access token (--token-env)".into(),
         ));
     };
-    let email = serde_json::from_value::<countersign_surfsense::Settings>(settings.clone())
+    let email = parse_settings::<countersign_surfsense::Settings>(Platform::Surfsense, settings)
         .map(|s| s.email)
         .unwrap_or_default();
     if !secret.expose().starts_with("ss_pat_") && email.trim().is_empty() {

@@ -25,6 +25,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// An account's stored settings, as its connector's `Settings`.
+fn account_settings<T: serde::de::DeserializeOwned>(account: &Account) -> Result<T> {
+    serde_json::from_value(account.settings.clone()).map_err(|e| {
+        InboxError::Invalid(format!("account `{}` has bad settings: {e}", account.name))
+    })
+}
+
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "COUNTERSIGN_DATA_DIR";
 const DB_FILE: &str = "countersign.sqlite3";
@@ -238,13 +245,7 @@ impl Inbox {
         };
         match account.platform {
             Platform::Molecule => {
-                let settings: countersign_molecule::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_molecule::Settings = account_settings(account)?;
                 if secret.is_none()
                     && account.secret_store != countersign_model::SecretStoreKind::None
                 {
@@ -262,13 +263,7 @@ impl Inbox {
                 )))
             }
             Platform::Clawith => {
-                let settings: countersign_clawith::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_clawith::Settings = account_settings(account)?;
                 if secret.is_none() {
                     return Err(InboxError::MissingSecret(account.name.clone()));
                 }
@@ -284,13 +279,7 @@ impl Inbox {
                 )))
             }
             Platform::Harn => {
-                let settings: countersign_harn::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_harn::Settings = account_settings(account)?;
                 match countersign_harn::Source::from_url(&account.base_url)
                     .map_err(InboxError::Invalid)?
                 {
@@ -316,13 +305,7 @@ impl Inbox {
                 }
             }
             Platform::Surfsense => {
-                let settings: countersign_surfsense::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_surfsense::Settings = account_settings(account)?;
                 if secret.is_none() {
                     return Err(InboxError::MissingSecret(account.name.clone()));
                 }
@@ -337,13 +320,7 @@ impl Inbox {
                 )))
             }
             Platform::Langgraph => {
-                let settings: countersign_langgraph::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_langgraph::Settings = account_settings(account)?;
                 Ok(Arc::new(countersign_langgraph::LangGraph::new(
                     countersign_langgraph::LangGraphConfig {
                         base_url: account.base_url.clone(),
@@ -356,13 +333,7 @@ impl Inbox {
                 )))
             }
             Platform::Opencode => {
-                let settings: countersign_opencode::Settings =
-                    serde_json::from_value(account.settings.clone()).map_err(|e| {
-                        InboxError::Invalid(format!(
-                            "account `{}` has bad settings: {e}",
-                            account.name
-                        ))
-                    })?;
+                let settings: countersign_opencode::Settings = account_settings(account)?;
                 Ok(Arc::new(countersign_opencode::OpenCode::new(
                     countersign_opencode::OpenCodeConfig {
                         base_url: account.base_url.clone(),
