@@ -8,6 +8,9 @@ use countersign_store::{HistoryQuery, PendingQuery};
 use serde_json::Value;
 use std::time::Duration;
 
+/// (members still in play, of them decided) per (account, group key).
+type GroupCounts = std::collections::HashMap<(i64, String), (usize, usize)>;
+
 /// Longest comment accepted; platforms and terminals choke on more.
 const MAX_COMMENT: usize = 10_000;
 
@@ -254,7 +257,7 @@ impl Inbox {
         let r = self.store.request(id)?;
         let decisions = self.store.decisions_for(id)?;
         Ok(RequestDetail {
-            request: self.view(&r, decisions.last())?,
+            request: self.view(&r, decisions.last(), &mut GroupCounts::new())?,
             link: r.link.clone(),
             raw: r.raw.clone(),
             first_seen_at: r.first_seen_at,
@@ -270,9 +273,11 @@ impl Inbox {
         // back): its error is shown in the list too.
         let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
         let latest = self.store.latest_decisions(&ids)?;
+        // Each group is counted once, however many of its rows are listed.
+        let mut groups = GroupCounts::new();
         requests
             .iter()
-            .map(|r| self.view(r, latest.get(&r.id)))
+            .map(|r| self.view(r, latest.get(&r.id), &mut groups))
             .collect()
     }
 
@@ -280,9 +285,10 @@ impl Inbox {
         &self,
         r: &countersign_model::Request,
         latest: Option<&Decision>,
+        groups: &mut GroupCounts,
     ) -> Result<RequestView> {
         let mut view = RequestView::new(r, latest);
-        view.group_note = self.group_note(r, latest)?;
+        view.group_note = self.group_note(r, latest, groups)?;
         Ok(view)
     }
 
@@ -291,6 +297,7 @@ impl Inbox {
         &self,
         r: &countersign_model::Request,
         latest: Option<&Decision>,
+        groups: &mut GroupCounts,
     ) -> Result<Option<String>> {
         let Some(group) = &r.extra.group else {
             return Ok(None);
@@ -300,15 +307,25 @@ impl Inbox {
         if !open {
             return Ok(None);
         }
-        let members = self.store.group_members(r.account_id, &group.key)?;
-        if members.len() < 2 {
+        let key = (r.account_id, group.key.clone());
+        let (total, decided) = match groups.get(&key) {
+            Some(counts) => *counts,
+            None => {
+                let members = self.store.group_members(r.account_id, &group.key)?;
+                let counts = (
+                    members.len(),
+                    members.iter().filter(|m| !m.status.is_pending()).count(),
+                );
+                groups.insert(key, counts);
+                counts
+            }
+        };
+        if total < 2 {
             return Ok(None);
         }
-        let decided = members.iter().filter(|m| !m.status.is_pending()).count();
         Ok(Some(format!(
-            "{}: {decided} of {} decided; they are sent together once all are",
-            group.label,
-            members.len()
+            "{}: {decided} of {total} decided; they are sent together once all are",
+            group.label
         )))
     }
 }
