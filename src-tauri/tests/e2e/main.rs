@@ -22,6 +22,46 @@ fn rows(kind: &str) -> String {
     format!("document.querySelectorAll('[data-testid={kind}]').length")
 }
 
+/// A new user adds an account in the form: picks the platform, fills the
+/// fields (`data-testid=account-<name>` → value), optionally takes a
+/// screenshot, saves, and waits until an account's health line `t`
+/// satisfies the JavaScript predicate `healthy`.
+async fn add_account(
+    app: &Desktop,
+    platform: &str,
+    fields: &[(&str, &str)],
+    shot: Option<&str>,
+    what: &str,
+    healthy: &str,
+) {
+    app.until(
+        "the account form",
+        "document.querySelector('[data-testid=account-form]')",
+        PATIENT,
+    )
+    .await;
+    app.click(&format!(
+        "[data-testid=account-platform] option[value={platform}]"
+    ))
+    .await;
+    for (name, value) in fields {
+        app.type_into(&format!("[data-testid=account-{name}]"), value)
+            .await;
+    }
+    if let Some(name) = shot {
+        app.shot(name).await;
+    }
+    app.click("[data-testid=account-save]").await;
+    app.until(
+        what,
+        &format!(
+            "[...document.querySelectorAll('[data-testid=account-health]')].some(e => {{ const t = e.textContent; return {healthy}; }})"
+        ),
+        PATIENT,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reviewer_triages_live_requests_from_the_app() {
     let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
@@ -31,23 +71,18 @@ async fn a_reviewer_triages_live_requests_from_the_app() {
     let app = Desktop::launch(|_| {}).await;
 
     // A new user lands on the account form and adds the fake platform.
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.type_into("[data-testid=account-name]", "prod").await;
-    app.type_into("[data-testid=account-url]", &fake.url())
-        .await;
-    app.type_into("[data-testid=account-token]", TOKEN).await;
-    app.type_into("[data-testid=account-reviewer]", "dana")
-        .await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "molecule",
+        &[
+            ("name", "prod"),
+            ("url", fake.url().as_str()),
+            ("token", TOKEN),
+            ("reviewer", "dana"),
+        ],
+        None,
         "the account is connected",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'connected')",
-        PATIENT,
+        "t === 'connected'",
     )
     .await;
     let account_file = std::fs::read(app.data.path().join("countersign.sqlite3")).unwrap();
@@ -552,33 +587,18 @@ async fn a_clawith_request_is_approved_from_the_app_and_l2_activity_shows() {
     let fake = FakeClawith::start(ClawithConfig::default()).await.unwrap();
     let app = Desktop::launch(|_| {}).await;
 
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.click("[data-testid=account-platform] option[value=clawith]")
-        .await;
-    app.until(
-        "the Clawith fields",
-        "!document.querySelector('[data-testid=account-login]').closest('label').hidden",
-        PATIENT,
-    )
-    .await;
-    app.type_into("[data-testid=account-name]", "claw").await;
-    app.type_into("[data-testid=account-url]", &fake.url())
-        .await;
-    app.type_into("[data-testid=account-login]", "dana@example.org")
-        .await;
-    app.type_into("[data-testid=account-token]", "hunter22")
-        .await;
-    app.shot("clawith-form").await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "clawith",
+        &[
+            ("name", "claw"),
+            ("url", fake.url().as_str()),
+            ("login", "dana@example.org"),
+            ("token", "hunter22"),
+        ],
+        Some("clawith-form"),
         "the account polls",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'polling')",
-        PATIENT,
+        "t === 'polling'",
     )
     .await;
 
@@ -644,27 +664,17 @@ async fn a_harn_approval_and_question_are_answered_from_the_app() {
     let (approval_waiter, question_waiter) = (log.wait(&approval), log.wait(&question));
     let app = Desktop::launch(|_| {}).await;
 
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.click("[data-testid=account-platform] option[value=harn]")
-        .await;
-    app.type_into("[data-testid=account-name]", "agents").await;
-    app.type_into(
-        "[data-testid=account-url]",
-        project.path().to_str().unwrap(),
-    )
-    .await;
-    app.type_into("[data-testid=account-reviewer]", "alice")
-        .await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "harn",
+        &[
+            ("name", "agents"),
+            ("url", project.path().to_str().unwrap()),
+            ("reviewer", "alice"),
+        ],
+        None,
         "the account watches the log",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent === 'connected')",
-        PATIENT,
+        "t === 'connected'",
     )
     .await;
 
@@ -726,32 +736,18 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     let fake = FakeSurfSense::start(SurfConfig::default()).await.unwrap();
     let app = Desktop::launch(|_| {}).await;
 
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.click("[data-testid=account-platform] option[value=surfsense]")
-        .await;
-    app.until(
-        "the SurfSense fields",
-        "!document.querySelector('[data-testid=account-login]').closest('label').hidden",
-        PATIENT,
-    )
-    .await;
-    app.type_into("[data-testid=account-name]", "surf").await;
-    app.type_into("[data-testid=account-url]", &fake.url())
-        .await;
-    app.type_into("[data-testid=account-login]", &fake.seed.email)
-        .await;
-    app.type_into("[data-testid=account-token]", &fake.seed.password)
-        .await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "surfsense",
+        &[
+            ("name", "surf"),
+            ("url", fake.url().as_str()),
+            ("login", fake.seed.email.as_str()),
+            ("token", fake.seed.password.as_str()),
+        ],
+        None,
         "the account polls and says what it watches",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('polling') && e.textContent.includes('watching 6 threads in 2 workspaces'))",
-        PATIENT,
+        "t.startsWith('polling') && t.includes('watching 6 threads in 2 workspaces')",
     )
     .await;
     app.shot("surfsense-account").await;
@@ -822,24 +818,17 @@ async fn an_opencode_permission_is_denied_with_feedback_from_the_app() {
     .await
     .unwrap();
     let app = Desktop::launch(|_| {}).await;
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.click("[data-testid=account-platform] option[value=opencode]")
-        .await;
-    app.type_into("[data-testid=account-name]", "coder").await;
-    app.type_into("[data-testid=account-url]", &fake.url())
-        .await;
-    app.type_into("[data-testid=account-token]", "oc-pass")
-        .await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "opencode",
+        &[
+            ("name", "coder"),
+            ("url", fake.url().as_str()),
+            ("token", "oc-pass"),
+        ],
+        None,
         "the account follows the event stream",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('connected'))",
-        PATIENT,
+        "t.startsWith('connected')",
     )
     .await;
 
@@ -891,22 +880,13 @@ async fn a_langgraph_interrupt_is_answered_from_the_app() {
         )],
     );
     let app = Desktop::launch(|_| {}).await;
-    app.until(
-        "the account form",
-        "document.querySelector('[data-testid=account-form]')",
-        PATIENT,
-    )
-    .await;
-    app.click("[data-testid=account-platform] option[value=langgraph]")
-        .await;
-    app.type_into("[data-testid=account-name]", "graphs").await;
-    app.type_into("[data-testid=account-url]", &fake.url())
-        .await;
-    app.click("[data-testid=account-save]").await;
-    app.until(
+    add_account(
+        &app,
+        "langgraph",
+        &[("name", "graphs"), ("url", fake.url().as_str())],
+        None,
         "the account polls",
-        "[...document.querySelectorAll('[data-testid=account-health]')].some(e => e.textContent.startsWith('polling') && e.textContent.includes('1 interrupted threads'))",
-        PATIENT,
+        "t.startsWith('polling') && t.includes('1 interrupted threads')",
     )
     .await;
     app.keys("gi").await;
