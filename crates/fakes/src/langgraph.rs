@@ -208,11 +208,7 @@ impl FakeLangGraph {
             data: Mutex::new(Data::default()),
         });
         let app = router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!("fake langgraph stopped: {e}");
-            }
-        });
+        let task = crate::spawn_server(listener, app, "langgraph");
         Ok(Self { addr, shared, task })
     }
 

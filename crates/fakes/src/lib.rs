@@ -13,3 +13,17 @@ pub mod langgraph;
 pub mod molecule;
 pub mod opencode;
 pub mod surfsense;
+
+/// A fake's server task: `app` served on `listener` until the task is
+/// aborted (each fake aborts it when dropped).
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    name: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!("fake {name} stopped: {e}");
+        }
+    })
+}

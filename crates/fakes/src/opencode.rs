@@ -256,11 +256,7 @@ impl FakeOpenCode {
             generation: watch::channel(0).0,
         });
         let app = router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!("fake opencode stopped: {e}");
-            }
-        });
+        let task = crate::spawn_server(listener, app, "opencode");
         Ok(Self { addr, shared, task })
     }
 

@@ -36,11 +36,7 @@ impl FakeClawith {
         let (shared, seed) = Shared::new(config);
         let shared = Arc::new(shared);
         let app = routes::router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!("fake clawith stopped: {e}");
-            }
-        });
+        let task = crate::spawn_server(listener, app, "clawith");
         Ok(Self {
             addr,
             shared,

@@ -40,11 +40,7 @@ impl FakeSurfSense {
         let (shared, seed) = Shared::new(config);
         let shared = Arc::new(shared);
         let app = routes::router(shared.clone());
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::warn!("fake surfsense stopped: {e}");
-            }
-        });
+        let task = crate::spawn_server(listener, app, "surfsense");
         Ok(Self {
             addr,
             shared,
