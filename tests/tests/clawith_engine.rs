@@ -36,6 +36,7 @@ async fn setup(
         lease: Duration::from_secs(30),
         outbox_every: Duration::from_millis(200),
         uncertain_retry: Duration::from_millis(500),
+        waiting_check: Duration::from_millis(200),
     };
     let inbox = Inbox::open_with(dir.path(), Arc::new(SystemClock), options).unwrap();
     let fake = FakeClawith::start(config).await.unwrap();

@@ -31,6 +31,7 @@ fn fast() -> Options {
         lease: Duration::from_secs(30),
         outbox_every: Duration::from_millis(200),
         uncertain_retry: Duration::from_millis(300),
+        waiting_check: Duration::from_millis(200),
     }
 }
 

@@ -32,6 +32,7 @@ async fn setup() -> (tempfile::TempDir, Inbox, FakeOpenCode) {
         lease: Duration::from_secs(30),
         outbox_every: Duration::from_millis(200),
         uncertain_retry: Duration::from_millis(500),
+        waiting_check: Duration::from_millis(200),
     };
     let inbox = Inbox::open_with(dir.path(), Arc::new(SystemClock), options).unwrap();
     let fake = FakeOpenCode::start(Config::default()).await.unwrap();

@@ -24,6 +24,7 @@ async fn setup() -> (tempfile::TempDir, Inbox, FakeSurfSense) {
         lease: Duration::from_secs(30),
         outbox_every: Duration::from_millis(200),
         uncertain_retry: Duration::from_millis(500),
+        waiting_check: Duration::from_millis(200),
     };
     let inbox = Inbox::open_with(dir.path(), Arc::new(SystemClock), options).unwrap();
     let fake = FakeSurfSense::start(Config::default()).await.unwrap();
@@ -51,7 +52,7 @@ fn by_remote(inbox: &Inbox, remote: &str) -> RequestView {
         .unwrap()
         .into_iter()
         .chain(inbox.history(&Default::default()).unwrap())
-        .find(|r| r.remote_id == remote)
+        .find(|r| r.remote_id == remote || r.remote_id.starts_with(&format!("{remote}:")))
         .unwrap_or_else(|| panic!("{remote} is known"))
 }
 
@@ -225,4 +226,91 @@ async fn the_account_line_says_how_many_threads_are_watched() {
         account.health
     );
     assert_eq!(account.pending, 6);
+}
+
+#[tokio::test]
+async fn a_decision_on_an_ask_replaced_before_sending_reaches_nothing_and_the_new_ask_shows() {
+    let (_dir, inbox, fake) = setup().await;
+    let thread = fake.add_thread(fake.seed.research, "Tidy documents");
+    fake.interrupt(
+        thread,
+        countersign_fakes::surfsense::fixtures::kb_rm("call_Task01", "/documents/cs-race-A.md"),
+    );
+    inbox.sync_once().await.unwrap();
+    let first = by_remote(&inbox, &format!("{thread}:call_Task01"));
+    assert_eq!(first.arguments, json!({"path": "/documents/cs-race-A.md"}));
+    let mut events = inbox.engine().events();
+    // The ask is answered in the web app and the subagent asks again, in
+    // the same task, before the reviewer's approval goes out.
+    fake.ask_again(
+        thread,
+        "call_Task01",
+        "reject",
+        countersign_fakes::surfsense::fixtures::kb_rm("call_Task01", "/documents/cs-approve.md"),
+    );
+    let resumes = fake.received_resumes().len();
+    let d = inbox
+        .decide(input(first.id, Outcome::Approve))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.delivery,
+        Delivery::Failed,
+        "the approval was for an ask that no longer exists"
+    );
+    assert_eq!(
+        fake.received_resumes().len(),
+        resumes,
+        "nothing was sent to SurfSense"
+    );
+    assert!(
+        !fake
+            .applied()
+            .iter()
+            .any(|a| a.args["path"] == "/documents/cs-approve.md"),
+        "the rm nobody saw did not run"
+    );
+    let old = inbox.store().request(first.id).unwrap();
+    assert_eq!(old.status, Status::ResolvedElsewhere);
+    let pending = inbox.pending(&Default::default()).unwrap();
+    let second = pending
+        .iter()
+        .find(|r| r.remote_id.starts_with(&format!("{thread}:call_Task01:")))
+        .expect("the new ask is in the inbox right away, without waiting for the next poll");
+    assert_ne!(second.id, first.id, "it is a request of its own");
+    assert_eq!(second.status, Status::Pending);
+    assert_eq!(
+        second.arguments,
+        json!({"path": "/documents/cs-approve.md"})
+    );
+    let mut announced = false;
+    while let Ok(e) = events.try_recv() {
+        if let countersign_inbox::SyncEvent::RequestAdded(r) = e {
+            announced |= r.id == second.id;
+        }
+    }
+    assert!(
+        announced,
+        "the new ask is announced (and so notified) like any new request"
+    );
+}
+
+#[tokio::test]
+async fn a_deny_surfsense_ignored_is_recorded_with_what_happened() {
+    let (_dir, inbox, _fake) = setup().await;
+    let doom = by_remote(&inbox, "412");
+    let d = inbox.decide(input(doom.id, Outcome::Deny)).await.unwrap();
+    assert_eq!(d.delivery, Delivery::Confirmed);
+    assert!(
+        d.note
+            .as_deref()
+            .is_some_and(|n| n.contains("SurfSense continued the run despite the deny")),
+        "the reviewer must learn the agent went on: {:?}",
+        d.note
+    );
+    let shown = inbox.detail(doom.id).unwrap();
+    assert!(
+        shown.decisions.iter().any(|x| x.note == d.note),
+        "the note stays with the decision in its history"
+    );
 }

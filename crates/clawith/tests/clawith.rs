@@ -63,6 +63,7 @@ mod connector {
             attempts,
             next_attempt_at: None,
             confirmed_at: None,
+            note: None,
         }
     }
 

@@ -618,8 +618,12 @@ fn report(
         Delivery::Confirmed => {
             writeln!(
                 out,
-                "{verb} request {id} on {}: delivered",
-                print::clean(&request.account)
+                "{verb} request {id} on {}: delivered{}",
+                print::clean(&request.account),
+                d.note
+                    .as_deref()
+                    .map(|n| format!(", but {}", print::clean(n)))
+                    .unwrap_or_default()
             )?;
             Ok(0)
         }

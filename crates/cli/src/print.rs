@@ -83,6 +83,9 @@ pub fn requests(
                     s.push_str(&format!(" [{d}]"));
                 }
             }
+            if r.delivery_note.is_some() {
+                s.push_str(" [!]");
+            }
             s
         };
         writeln!(
@@ -159,6 +162,9 @@ pub fn detail(out: &mut impl Write, d: &RequestDetail, as_json: bool) -> io::Res
                 .map(|e| format!(" ({})", clean(e)))
                 .unwrap_or_default()
         )?;
+        if let Some(note) = &dec.note {
+            writeln!(out, "    ! {}", clean(note))?;
+        }
     }
     for r in &d.reports {
         writeln!(
@@ -275,7 +281,8 @@ pub fn event(out: &mut impl Write, e: &SyncEvent, now: DateTime<Utc>) -> io::Res
             decision
                 .error
                 .as_deref()
-                .map(|e| format!(" ({})", cell(e, 80)))
+                .or(decision.note.as_deref())
+                .map(|e| format!(" ({})", cell(e, 120)))
                 .unwrap_or_default()
         ),
         SyncEvent::Health { account, health } => writeln!(

@@ -24,10 +24,16 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The local id of the ask `thread:tool_call_id` (its remote id goes on
+/// with `:interrupt_id`).
 fn id_of(list: &[Value], remote: &str) -> String {
     list.iter()
-        .find(|r| r["remote_id"] == remote)
-        .unwrap_or_else(|| panic!("{remote} listed in {list:?}"))["id"]
+        .find(|r| {
+            r["remote_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(&format!("{remote}:")))
+        })
+        .unwrap_or_else(|| panic!("{remote} is listed"))["id"]
         .to_string()
 }
 
@@ -165,4 +171,120 @@ async fn a_personal_access_token_account_approves_a_whole_thread() {
     );
     assert_eq!(fake.applied().len(), 2);
     assert_eq!(fake.logins(), 0, "a token account never logs in");
+}
+
+#[tokio::test]
+async fn twenty_commands_in_a_minute_sign_in_once() {
+    // The real limit: 5 logins a minute per IP.
+    let fake = FakeSurfSense::start(Config::default()).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let url = fake.url();
+    let envs = [("SURF_PASSWORD", fake.seed.password.as_str())];
+    let add = [
+        "account",
+        "add",
+        "surfsense",
+        "--name",
+        "surf",
+        "--url",
+        &url,
+        "--username",
+        &fake.seed.email,
+        "--secret-env",
+        "SURF_PASSWORD",
+        "--secret-store",
+        "file",
+    ];
+    let o = run(data.path(), &envs, &add).await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut commands = 1;
+    for _ in 0..16 {
+        let o = run(data.path(), &[], &["sync", "--once"]).await;
+        assert!(o.status.success(), "sync {commands}: {}", text(&o.stderr));
+        commands += 1;
+    }
+    let list = pending(data.path()).await;
+    commands += 1;
+    for (remote, how) in [("318:call_Qm81xv", "deny"), ("318:call_Hd20pe", "approve")] {
+        let o = run(data.path(), &[], &["decide", &id_of(&list, remote), how]).await;
+        assert!(
+            o.status.code() == Some(0) || o.status.code() == Some(3),
+            "{}",
+            text(&o.stderr)
+        );
+        commands += 1;
+    }
+    assert_eq!(commands, 20);
+    assert_eq!(
+        fake.received_resumes().len(),
+        1,
+        "the thread was answered, so every command was signed in"
+    );
+    assert_eq!(
+        fake.logins(),
+        1,
+        "each command reuses the stored session instead of logging in again"
+    );
+    assert_eq!(fake.rate_limited_logins(), 0);
+    let secrets = std::fs::read_to_string(data.path().join("secrets.json")).unwrap();
+    assert!(
+        secrets.contains(".session"),
+        "the session is kept in the account's secret store"
+    );
+}
+
+#[tokio::test]
+async fn a_deny_surfsense_ran_on_after_says_so_in_decide_show_and_history() {
+    let fake = FakeSurfSense::start(Config::default()).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let url = fake.url();
+    let o = run(
+        data.path(),
+        &[("SURF_PASSWORD", &fake.seed.password)],
+        &[
+            "account",
+            "add",
+            "surfsense",
+            "--name",
+            "surf",
+            "--url",
+            &url,
+            "--username",
+            &fake.seed.email,
+            "--secret-env",
+            "SURF_PASSWORD",
+            "--secret-store",
+            "file",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    run(data.path(), &[], &["sync", "--once"]).await;
+    let list = pending(data.path()).await;
+    let doom = list
+        .iter()
+        .find(|r| r["action"] == "unknown_tool")
+        .expect("the doom-loop guard is listed")["id"]
+        .to_string();
+    let o = run(data.path(), &[], &["decide", &doom, "deny"]).await;
+    let said = text(&o.stdout);
+    assert!(
+        said.contains("delivered, but SurfSense continued the run despite the deny"),
+        "{said}"
+    );
+    let shown = text(&run(data.path(), &[], &["show", &doom]).await.stdout);
+    assert!(
+        shown.contains("SurfSense continued the run despite the deny"),
+        "{shown}"
+    );
+    let history = run(data.path(), &[], &["history", "--json"]).await;
+    let rows: Vec<Value> = serde_json::from_slice(&history.stdout).unwrap();
+    let doom_id: i64 = doom.parse().unwrap();
+    let row = rows.iter().find(|r| r["id"] == doom_id).unwrap();
+    assert!(
+        row["delivery_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("despite the deny")),
+        "{row}"
+    );
 }

@@ -9,6 +9,9 @@
 //! are given to the connector when it is built.
 
 pub mod http;
+pub mod session;
+
+pub use session::{SessionLock, SessionStore};
 
 use async_trait::async_trait;
 use countersign_model::{Decision, ObservedActivity, ObservedRequest, Request, Resolution, Status};
@@ -89,6 +92,10 @@ pub type UpdateStream = BoxStream<'static, Result<Update, ConnectorError>>;
 pub enum Delivered {
     /// Taken.
     Confirmed,
+    /// Taken, but the platform did not do what the decision says (SurfSense
+    /// v0.0.38 runs on after a deny of its doom-loop guard); the text says
+    /// what happened, for the reviewer.
+    ConfirmedWithNote(String),
     /// Someone or something answered it first; how, if the platform says.
     ResolvedElsewhere(Resolution),
 }
@@ -126,21 +133,28 @@ pub trait Connector: Send + Sync {
     ) -> Result<Delivered, ConnectorError>;
 
     /// Sends the decisions of one group (requests sharing
-    /// `extra.group`) in one call; the result stands for all of them. Only
+    /// `extra.group`) in one call. Returns one result per item, in order:
+    /// usually the same for all, but an ask that was replaced on the
+    /// platform ends on its own while the others wait or go. Only
     /// connectors that put requests in groups are asked; the default sends
-    /// them one by one and reports the first failure.
+    /// them one by one.
     async fn deliver_group(
         &self,
         items: &[(Request, Decision)],
-    ) -> Result<Delivered, ConnectorError> {
-        let mut result = Ok(Delivered::Confirmed);
+    ) -> Vec<Result<Delivered, ConnectorError>> {
+        let mut out = Vec::with_capacity(items.len());
         for (request, decision) in items {
-            let one = self.deliver(request, decision).await;
-            if result.is_ok() {
-                result = one;
-            }
+            out.push(self.deliver(request, decision).await);
         }
-        result
+        out
+    }
+
+    /// A cheap call that tells whether the platform answers again, made
+    /// every few seconds while a decision waits for it. The default is a
+    /// full [`Connector::reconcile`]; connectors with a lighter call
+    /// override it.
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        self.reconcile().await.map(|_| ())
     }
 
     /// Marks an activity item read on the platform, where it can.

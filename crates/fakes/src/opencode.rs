@@ -5,6 +5,12 @@
 //! session route) with the same-session cascades, `/event` and
 //! `/global/event` SSE with `server.connected` and heartbeats, optional
 //! Basic auth on every route, and control routes under `/__fake/`.
+//!
+//! Request ids are fresh for every ask, as OpenCode's are: a tool call
+//! that asks again ([`FakeOpenCode::ask_again`]) gets a new id under the
+//! same `callID`. [`FakeOpenCode::reask_same_id`] models the one way
+//! 1.18.33 can change an ask under an id already pending (an in-process
+//! caller passing its own `id`), for clients that must notice.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -67,6 +73,11 @@ struct Data {
     instances: HashMap<String, Instance>,
     counter: u64,
     replies: Vec<ReceivedReply>,
+    /// The id of every reply posted, answered or not (404 included).
+    posted: Vec<String>,
+    /// Some earlier 1.x releases: a reply to an unknown id answers 200
+    /// `true` and does nothing.
+    legacy_unknown_ok: bool,
     aborted: HashSet<String>,
     /// Event types whose frames are not sent (lost events).
     drop_types: HashSet<String>,
@@ -299,11 +310,81 @@ impl FakeOpenCode {
         self.shared.data().replies.clone()
     }
 
+    /// The request id of every reply posted to either reply route, in
+    /// order, whatever the answer (a 404 included): what a client sent,
+    /// not only what took effect.
+    pub fn reply_posts(&self) -> Vec<String> {
+        self.shared.data().posted.clone()
+    }
+
+    /// Legacy mode of some earlier 1.x releases: a reply to an unknown id
+    /// answers 200 `true` and does nothing.
+    pub fn set_legacy_unknown_ok(&self, on: bool) {
+        self.shared.data().legacy_unknown_ok = on;
+    }
+
+    /// The same tool call asks again after another client (the terminal)
+    /// answered `id` with `reply`: a new request with `next`'s
+    /// `permission`, `patterns`, `always` and `metadata`, and the first
+    /// one's session and `tool` (`messageID`, `callID`), as a `bash` call
+    /// asks `external_directory` first and `bash` once that is allowed.
+    /// Returns the new id (never `id`: OpenCode gives every ask a fresh
+    /// one), or `None` when `id` was not pending or the allow list let
+    /// the new ask through.
+    pub fn ask_again(&self, directory: &str, id: &str, reply: &str, next: Value) -> Option<String> {
+        let first = self
+            .pending(directory)
+            .into_iter()
+            .find(|r| r["id"] == id)?;
+        if !self.reply_elsewhere(directory, id, reply) {
+            return None;
+        }
+        let mut next = next;
+        next["sessionID"] = first["sessionID"].clone();
+        if let Some(tool) = first.get("tool") {
+            next["tool"] = tool.clone();
+        }
+        self.ask(directory, next)
+    }
+
+    /// Changes a pending request in place under its id and publishes
+    /// `permission.asked` again: what 1.18.33's `Permission.ask` does when
+    /// an in-process caller passes an `id` already pending (it overwrites
+    /// the entry). No tool and no HTTP route does that; clients apply
+    /// `permission.asked` as an upsert by id all the same. `change` holds
+    /// the fields to replace (`patterns`, `metadata`…). `false` when `id`
+    /// is not pending there.
+    pub fn reask_same_id(&self, directory: &str, id: &str, change: Value) -> bool {
+        let updated = {
+            let mut d = self.shared.data();
+            let Some(r) = d
+                .instances
+                .get_mut(directory)
+                .and_then(|i| i.pending.iter_mut().find(|r| r["id"] == id))
+            else {
+                return false;
+            };
+            if let (Some(r), Some(change)) = (r.as_object_mut(), change.as_object()) {
+                for (k, v) in change {
+                    if k != "id" {
+                        r.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            r.clone()
+        };
+        self.shared
+            .publish(Some(directory), "permission.asked", updated);
+        true
+    }
+
     /// Another client (the terminal UI) answers.
     pub fn reply_elsewhere(&self, directory: &str, id: &str, reply: &str) -> bool {
         let ok = self.shared.reply(directory, id, reply, None);
-        // Not one of ours: forget it in the record.
-        self.shared.data().replies.pop();
+        // Not the client's: forget it in the record (only if recorded).
+        if ok {
+            self.shared.data().replies.pop();
+        }
         ok
     }
 
@@ -445,6 +526,7 @@ async fn reply(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    s.data().posted.push(id.clone());
     if !id.starts_with("per") {
         return bad_request(format!("Expected a permission id, got {id:?}"), "Params");
     }
@@ -467,7 +549,7 @@ async fn reply(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let dir = directory(&s, &q, &headers);
-    if s.reply(&dir, &id, how, message) {
+    if s.reply(&dir, &id, how, message) || s.data().legacy_unknown_ok {
         Json(json!(true)).into_response()
     } else {
         not_found(&id)
@@ -481,13 +563,14 @@ async fn reply_deprecated(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    s.data().posted.push(pid.clone());
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let how = body.get("response").and_then(Value::as_str).unwrap_or("");
     if !matches!(how, "once" | "always" | "reject") {
         return bad_request(format!("bad response {how:?}"), "Payload");
     }
     let dir = directory(&s, &q, &headers);
-    if s.reply(&dir, &pid, how, None) {
+    if s.reply(&dir, &pid, how, None) || s.data().legacy_unknown_ok {
         Json(json!(true)).into_response()
     } else {
         not_found(&pid)

@@ -35,6 +35,7 @@ fn decision(outcome: Outcome, comment: Option<&str>, response: Option<&str>) -> 
         attempts: 1,
         next_attempt_at: None,
         confirmed_at: None,
+        note: None,
     }
 }
 

@@ -253,7 +253,10 @@ impl Inbox {
         self.forget_connector(account.id);
         let (kind, reference) = (account.secret_store, account.secret_ref.clone());
         if let Err(e) = self
-            .blocking_secret(move |s| s.delete(kind, &reference))
+            .blocking_secret(move |s| {
+                s.delete(kind, &crate::sessions::session_ref(&reference))?;
+                s.delete(kind, &reference)
+            })
             .await
         {
             tracing::warn!(account = %account.name, "could not delete the account's secret: {e}");

@@ -52,6 +52,7 @@ impl Inbox {
                     "delivery",
                     "delivery_error",
                     "arguments",
+                    "delivery_note",
                 ])
                 .map_err(csv_err)?;
                 for r in &all {
@@ -77,6 +78,7 @@ impl Inbox {
                         r.delivery.map(|d| d.to_string()).unwrap_or_default(),
                         r.delivery_error.clone().unwrap_or_default(),
                         r.arguments.to_string(),
+                        r.delivery_note.clone().unwrap_or_default(),
                     ])
                     .map_err(csv_err)?;
                 }

@@ -9,6 +9,7 @@
 mod accounts;
 mod deciding;
 pub mod export;
+mod sessions;
 mod view;
 
 pub use accounts::AccountInput;
@@ -30,6 +31,18 @@ fn account_settings<T: serde::de::DeserializeOwned>(account: &Account) -> Result
     serde_json::from_value(account.settings.clone()).map_err(|e| {
         InboxError::Invalid(format!("account `{}` has bad settings: {e}", account.name))
     })
+}
+
+/// Creates a directory (and its parents) only the user may enter.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Environment variable naming the data dir.
@@ -91,7 +104,7 @@ pub struct Inbox {
 impl Inbox {
     /// Opens (creating if needed) the data dir and its database.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|source| InboxError::DataDir {
+        private_dir(data_dir).map_err(|source| InboxError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
@@ -316,6 +329,11 @@ impl Inbox {
                         settings,
                         http: self.http.clone(),
                         clock: self.clock.clone(),
+                        sessions: Some(Arc::new(sessions::AccountSessions::new(
+                            &self.data_dir,
+                            self.secrets.clone(),
+                            account,
+                        ))),
                     },
                 )))
             }

@@ -39,6 +39,9 @@ pub struct RequestView {
     /// Delivery state of this user's latest decision, if any.
     pub delivery: Option<Delivery>,
     pub delivery_error: Option<String>,
+    /// What the platform did instead of what the decision says, when it
+    /// did ("SurfSense continued the run despite the deny").
+    pub delivery_note: Option<String>,
     /// For requests answered together with others (a SurfSense thread):
     /// how far the group is ("thread “Drafts”: 1 of 2 decided; sent
     /// together once all are").
@@ -70,6 +73,7 @@ impl RequestView {
             arguments: r.arguments.clone(),
             delivery: latest.map(|d| d.delivery),
             delivery_error: latest.and_then(|d| d.error.clone()),
+            delivery_note: latest.and_then(|d| d.note.clone()),
             group_note: None,
         }
     }

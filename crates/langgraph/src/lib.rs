@@ -342,11 +342,24 @@ impl Connector for LangGraph {
         request: &Request,
         decision: &Decision,
     ) -> Result<Delivered, ConnectorError> {
-        self.deliver_group(&[(request.clone(), decision.clone())])
+        self.deliver_interrupt(&[(request.clone(), decision.clone())])
             .await
     }
 
     async fn deliver_group(
+        &self,
+        items: &[(Request, Decision)],
+    ) -> Vec<Result<Delivered, ConnectorError>> {
+        // One interrupt, one resume: the result stands for every item.
+        let result = self.deliver_interrupt(items).await;
+        vec![result; items.len()]
+    }
+}
+
+impl LangGraph {
+    /// Answers one interrupt (every action of a batched HITL interrupt at
+    /// once) and learns how the resumed run ended.
+    async fn deliver_interrupt(
         &self,
         items: &[(Request, Decision)],
     ) -> Result<Delivered, ConnectorError> {

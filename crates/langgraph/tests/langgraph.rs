@@ -40,6 +40,7 @@ fn decision(outcome: Outcome) -> Decision {
         attempts: 1,
         next_attempt_at: None,
         confirmed_at: None,
+        note: None,
     }
 }
 
@@ -259,7 +260,11 @@ async fn an_edit_reaches_the_graph_in_each_format() {
     let mut reject = decision(Outcome::Deny);
     reject.comment = Some("keep the report".into());
     let items = [(stored(b[1]), reject), (stored(b[0]), edit.clone())];
-    assert_eq!(c.deliver_group(&items).await, Ok(Delivered::Confirmed));
+    assert_eq!(
+        c.deliver_group(&items).await,
+        vec![Ok(Delivered::Confirmed); 2],
+        "one resume answers both actions of the interrupt"
+    );
     assert_eq!(
         fake.runs().last().unwrap().resume,
         json!({ids2[0].clone(): {"decisions": [

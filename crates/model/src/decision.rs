@@ -104,4 +104,9 @@ pub struct Decision {
     pub attempts: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// What the platform did beyond taking the decision, when that is not
+    /// what the decision says ("SurfSense continued the run despite the
+    /// deny"). Shown wherever the decision is.
+    #[serde(default)]
+    pub note: Option<String>,
 }

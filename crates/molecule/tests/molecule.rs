@@ -112,6 +112,7 @@ mod connector {
             attempts: 1,
             next_attempt_at: None,
             confirmed_at: None,
+            note: None,
         }
     }
 

@@ -8,6 +8,36 @@
 //! the server restarted and lost its requests), and replies with the
 //! request's directory. A stream silent for 30 s (heartbeats come every
 //! 10 s) is dropped and reconnected.
+//!
+//! **Identity.** A request's `remote_id` is the permission request's own
+//! id, `per_…`, exactly as `GET /permission` and `permission.asked` give
+//! it, and nothing else. The protocol doc's "Listing pending requests"
+//! makes that id the id of one ask: `per_` + 12 hex digits of time and a
+//! counter + 14 random characters, so a new ask never gets an old id. A
+//! restart loses pending requests and their ids answer 404 ("Memory
+//! only"); asks made after it get later ids. The server makes the id for
+//! every ask itself (in opencode's source a tool's `ask` takes no id), so
+//! one tool call that asks twice (`external_directory`, then `bash`)
+//! makes two requests under the same `tool.callID`: the call id is not an
+//! ask's identity. The directory is left out: the id does not depend on
+//! the instance, and the server's own instance is listed both with and
+//! without `?directory=`, which must stay one request. (Unchanged since
+//! the first release, so stored ids need no migration.)
+//!
+//! Before replying, `deliver` lists `GET /permission` of the request's
+//! instance and looks for its id. Not listed any more (answered
+//! elsewhere, cascaded, lost in a restart, or followed by a new ask of
+//! the same tool call): nothing is sent and the request ended elsewhere;
+//! this also covers releases that answer 200 `true` to unknown ids.
+//! Listed, but with another session, permission, patterns, `always`,
+//! metadata or tool call than the reviewer saw (the doc applies
+//! `permission.asked` as an upsert by id): nothing is sent and the
+//! decision is refused, so the reviewer decides again. Only then does the
+//! reply go out; a 404 to it still means resolved elsewhere. What the
+//! reviewer saw is the stored `request.raw`. OpenCode has no conditional
+//! reply, so a change between the list and the reply goes unseen; an ask
+//! made anew in that gap has a new id, and the reply to the old id
+//! answers 404.
 
 mod present;
 
@@ -325,6 +355,28 @@ impl Connector for OpenCode {
             body["message"] = json!(c);
         }
         let id = request.remote_id.clone();
+        // The ask still pending must be the one decided (see the crate
+        // doc's "Identity"); otherwise nothing is sent.
+        let listed = self.list(directory).await?;
+        let Some(current) = listed
+            .iter()
+            .find(|v| v.get("id").and_then(Value::as_str) == Some(id.as_str()))
+        else {
+            return Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(&id)));
+        };
+        if let Some(field) = present::changed(&request.raw, current) {
+            let now: String = current
+                .get(field)
+                .unwrap_or(&Value::Null)
+                .to_string()
+                .chars()
+                .take(200)
+                .collect();
+            return Err(ConnectorError::Rejected(format!(
+                "OpenCode's permission request {id} changed since you decided \
+                 (its {field} is now {now}); nothing was sent, decide again"
+            )));
+        }
         self.ours().insert(id.clone(), how.to_owned());
         let url = self.url(&format!("/permission/{id}/reply"), directory)?;
         let sent = self

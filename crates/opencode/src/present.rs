@@ -19,6 +19,26 @@ pub fn created_at(id: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(now_ms - back)
 }
 
+/// What an ask is, besides its id: who asked, for what, what `always`
+/// would allow, the metadata shown and the tool call. The reviewer
+/// decided on these; the reply goes out only while they still hold.
+const ASKED: [&str; 6] = [
+    "sessionID",
+    "permission",
+    "patterns",
+    "always",
+    "metadata",
+    "tool",
+];
+
+/// The first field of [`ASKED`] that differs between the ask as the
+/// reviewer saw it and as it is pending now (an absent field counts as
+/// `null`), or `None` when it is the same ask.
+pub fn changed(seen: &Value, now: &Value) -> Option<&'static str> {
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    ASKED.into_iter().find(|k| field(seen, k) != field(now, k))
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -142,6 +162,33 @@ mod tests {
         assert_eq!(
             r.route["directory"], "/p",
             "replies go to the request's instance"
+        );
+    }
+
+    #[test]
+    fn an_ask_is_changed_when_what_it_asks_for_differs_and_not_when_it_is_the_same() {
+        let seen = json!({"id": "per_1", "sessionID": "ses_1", "permission": "bash",
+            "patterns": ["ls"], "metadata": {"command": "ls"}, "always": ["ls *"],
+            "tool": {"messageID": "msg_1", "callID": "call_1"}});
+        assert_eq!(
+            changed(&seen, &seen.clone()),
+            None,
+            "the same ask listed again is the one decided"
+        );
+        let mut now = seen.clone();
+        now["patterns"] = json!(["rm -rf /"]);
+        now["metadata"] = json!({"command": "rm -rf /"});
+        assert_eq!(
+            changed(&seen, &now),
+            Some("patterns"),
+            "another command under the same id is not what the reviewer saw"
+        );
+        let mut now = seen.clone();
+        now["tool"]["callID"] = json!("call_2");
+        assert_eq!(
+            changed(&seen, &now),
+            Some("tool"),
+            "the same words for another tool call are another ask"
         );
     }
 

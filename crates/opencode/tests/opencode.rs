@@ -1,6 +1,7 @@
 //! The OpenCode connector against the fake server: the global event
 //! stream, replies with their directory, replies made elsewhere, Basic
-//! auth, and a dropped stream.
+//! auth, a dropped stream, and the identity of an ask (a decision reaches
+//! only the ask it was made on).
 
 use chrono::Utc;
 use countersign_connector::{Connector, ConnectorError, Delivered, Update, UpdateStream};
@@ -39,6 +40,7 @@ fn decided(o: &ObservedRequest, outcome: Outcome, comment: Option<&str>) -> (Req
         attempts: 1,
         next_attempt_at: None,
         confirmed_at: None,
+        note: None,
     };
     (request, decision)
 }
@@ -201,7 +203,7 @@ async fn our_own_reply_comes_back_as_ours() {
 }
 
 #[tokio::test]
-async fn a_cascaded_request_answers_404_and_ends_resolved_elsewhere() {
+async fn a_cascaded_request_is_not_replied_to_and_ends_resolved_elsewhere() {
     let fake = FakeOpenCode::start(Config::default()).await.unwrap();
     let c = connector(&fake, None);
     let dir = fake.cwd();
@@ -213,7 +215,12 @@ async fn a_cascaded_request_answers_404_and_ends_resolved_elsewhere() {
     let (r, d) = decided(&snap.pending[1], Outcome::Approve, None);
     assert!(
         matches!(c.deliver(&r, &d).await, Ok(Delivered::ResolvedElsewhere(_))),
-        "reject cascades to the session's other requests; replying to one is a 404"
+        "reject cascades to the session's other requests: the second is gone, so it ended elsewhere"
+    );
+    assert_eq!(
+        fake.reply_posts(),
+        vec![snap.pending[0].remote_id.clone()],
+        "only the reject is sent: a reply to a cascaded request would answer 404"
     );
 }
 
@@ -266,4 +273,160 @@ async fn a_dropped_stream_ends_and_a_new_one_starts_with_a_resync() {
     assert!(end.is_ok(), "the engine sees the drop and reconnects");
     let mut again = c.subscribe().await.unwrap().unwrap();
     assert!(matches!(again.next().await, Some(Ok(Update::Resync))));
+}
+
+/// An `external_directory` ask of one tool call, as the `bash` tool makes
+/// before asking for the command itself.
+fn outside_ask(session: &str) -> serde_json::Value {
+    serde_json::json!({"sessionID": session, "permission": "external_directory",
+        "patterns": ["/etc/*"], "always": ["/etc/*"], "metadata": {"filepath": "/etc/hosts"},
+        "tool": {"messageID": "msg_2010a2e94001FmJdN0A2AgoMLy", "callID": "call_9e5be37f971b"}})
+}
+
+fn bash_ask(command: &str) -> serde_json::Value {
+    serde_json::json!({"permission": "bash", "patterns": [command],
+        "always": [format!("{} *", command.split(' ').next().unwrap())],
+        "metadata": {"command": command}})
+}
+
+#[tokio::test]
+async fn a_decision_is_not_sent_when_the_tool_call_moved_on_to_a_new_ask() {
+    let fake = FakeOpenCode::start(Config::default()).await.unwrap();
+    let c = connector(&fake, None);
+    let dir = fake.cwd();
+    let first = fake.ask(&dir, outside_ask("ses_r")).unwrap();
+    let snap = c.reconcile().await.unwrap();
+    let (r, d) = decided(&snap.pending[0], Outcome::Approve, None);
+    // Before the decision goes out, the terminal allows the first ask and
+    // the same tool call asks for the command.
+    let second = fake
+        .ask_again(&dir, &first, "once", bash_ask("cat /etc/shadow"))
+        .expect("the tool call asks again");
+    // Some 1.x releases answer 200 to a reply for an id no longer pending;
+    // only a look at the list first tells that the ask is gone.
+    fake.set_legacy_unknown_ok(true);
+
+    assert_eq!(
+        c.deliver(&r, &d).await,
+        Ok(Delivered::ResolvedElsewhere(
+            countersign_connector::resolved_elsewhere(&first)
+        )),
+        "the ask decided is no longer pending: it ended elsewhere"
+    );
+    assert!(
+        fake.reply_posts().is_empty(),
+        "nothing may be sent once the decided ask is gone, got {:?}",
+        fake.reply_posts()
+    );
+    let still = fake.pending(&dir);
+    assert_eq!(
+        (still.len(), still[0]["id"].as_str(), &still[0]["patterns"]),
+        (
+            1,
+            Some(second.as_str()),
+            &serde_json::json!(["cat /etc/shadow"])
+        ),
+        "the new ask nobody decided is untouched"
+    );
+
+    let next = c.reconcile().await.unwrap();
+    assert_eq!(
+        next.pending
+            .iter()
+            .map(|p| p.remote_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![second.as_str()],
+        "the new ask is a new request, under its own id"
+    );
+    assert_ne!(second, first, "OpenCode gives every ask a fresh id");
+    let call = |o: &ObservedRequest| {
+        o.extra
+            .facts
+            .iter()
+            .find(|f| f.name == "tool call")
+            .map(|f| f.value.clone())
+    };
+    assert_eq!(
+        call(&next.pending[0]),
+        call(&snap.pending[0]),
+        "both asks belong to one tool call: the call id is not the identity"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_is_refused_and_not_sent_when_the_ask_changed_under_its_id() {
+    let fake = FakeOpenCode::start(Config::default()).await.unwrap();
+    let c = connector(&fake, None);
+    let dir = fake.cwd();
+    let id = fake.ask_bash(&dir, "ses_c", "ls build").unwrap();
+    let snap = c.reconcile().await.unwrap();
+    let (r, d) = decided(&snap.pending[0], Outcome::Approve, None);
+    assert!(fake.reask_same_id(
+        &dir,
+        &id,
+        serde_json::json!({"patterns": ["rm -rf build"], "metadata": {"command": "rm -rf build"}})
+    ));
+
+    let got = c.deliver(&r, &d).await;
+    assert!(
+        matches!(&got, Err(ConnectorError::Rejected(m)) if m.contains("changed since you decided")),
+        "approving `ls build` must not approve `rm -rf build`; got {got:?}"
+    );
+    assert!(
+        fake.reply_posts().is_empty(),
+        "nothing may be sent for a changed ask, got {:?}",
+        fake.reply_posts()
+    );
+    assert_eq!(
+        fake.pending(&dir)[0]["patterns"],
+        serde_json::json!(["rm -rf build"]),
+        "the changed ask waits for a new decision"
+    );
+}
+
+#[tokio::test]
+async fn the_remote_id_is_the_permission_id_of_the_ask_whatever_the_instance() {
+    let fake = FakeOpenCode::start(Config::default()).await.unwrap();
+    let cwd = fake.cwd();
+    // The server's own directory named in the settings too: its instance
+    // is listed both with and without `?directory=`.
+    let c = OpenCode::new(OpenCodeConfig {
+        base_url: fake.url(),
+        password: None,
+        settings: Settings {
+            directories: vec![cwd.clone()],
+            ..Default::default()
+        },
+        reviewer: "dana".into(),
+        http: countersign_connector::http::client(),
+    });
+    let mut stream = c.subscribe().await.unwrap().unwrap();
+    let first = fake.ask(&cwd, outside_ask("ses_i")).unwrap();
+    let Update::Request(pushed) = next_update(&mut stream, Duration::from_secs(1)).await else {
+        panic!("a request")
+    };
+    assert_eq!(
+        pushed.remote_id, first,
+        "the pushed ask's remote id is its permission id"
+    );
+    assert!(
+        first.starts_with("per_") && first.len() == 30,
+        "a permission id is `per_` + 12 hex + 14 characters: {first}"
+    );
+    let second = fake
+        .ask_again(&cwd, &first, "once", bash_ask("cat /etc/hosts"))
+        .unwrap();
+    let snap = c.reconcile().await.unwrap();
+    assert_eq!(
+        snap.pending
+            .iter()
+            .map(|p| p.remote_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![second.as_str()],
+        "one ask listed by two names of one instance is one request, under its permission id"
+    );
+    assert_eq!(
+        snap.pending[0].raw["id"], second,
+        "the remote id is the listed request's own `id`"
+    );
 }

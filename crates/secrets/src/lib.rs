@@ -61,6 +61,7 @@ impl Secrets {
                 .set_password(secret.expose())
                 .map_err(keychain_error),
             SecretStoreKind::File => {
+                let _held = self.lock_file()?;
                 let mut all = self.read_file()?;
                 all.insert(reference.to_owned(), secret.expose().to_owned());
                 self.write_file(&all)
@@ -94,6 +95,7 @@ impl Secrets {
                 Err(e) => Err(keychain_error(e)),
             },
             SecretStoreKind::File => {
+                let _held = self.lock_file()?;
                 let mut all = self.read_file()?;
                 if all.remove(reference).is_some() {
                     self.write_file(&all)?;
@@ -102,6 +104,27 @@ impl Secrets {
             }
             SecretStoreKind::None => Ok(()),
         }
+    }
+
+    /// Holds the secrets file's lock for a read-modify-write: the app and
+    /// CLI processes both write it (a renewed session, a new account), and
+    /// an unguarded write would drop the other's change.
+    fn lock_file(&self) -> Result<std::fs::File, SecretError> {
+        let path = self.file.with_extension("json.lock");
+        let err = |source| SecretError::File {
+            path: path.clone(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let f = options.open(&path).map_err(err)?;
+        f.lock().map_err(err)?;
+        Ok(f)
     }
 
     fn read_file(&self) -> Result<BTreeMap<String, String>, SecretError> {
@@ -197,6 +220,38 @@ mod tests {
                 "only the user may read the secrets file"
             );
         }
+    }
+
+    #[test]
+    fn writers_in_parallel_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let s = Secrets::new(dir.path());
+                std::thread::spawn(move || {
+                    for j in 0..10 {
+                        s.put(
+                            SecretStoreKind::File,
+                            &format!("k{i}-{j}"),
+                            &Secret::new("v"),
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = Secrets::new(dir.path());
+        let missing: Vec<String> = (0..8)
+            .flat_map(|i| (0..10).map(move |j| format!("k{i}-{j}")))
+            .filter(|k| s.get(SecretStoreKind::File, k).unwrap().is_none())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the app and the CLI write the file at once (sessions, accounts); lost: {missing:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const DECISION_COLUMNS: &str =
     "id, request_id, outcome, comment, edited_arguments, response, decided_by,
-    decided_at, delivery, error, attempts, next_attempt_at, confirmed_at";
+    decided_at, delivery, error, attempts, next_attempt_at, confirmed_at, note";
 
 fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<Decision> {
     Ok(Decision {
@@ -27,6 +27,7 @@ fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<Decision> {
         attempts: row.get("attempts")?,
         next_attempt_at: row.get("next_attempt_at")?,
         confirmed_at: row.get("confirmed_at")?,
+        note: row.get("note")?,
     })
 }
 
@@ -42,6 +43,9 @@ pub struct Claimed {
 pub enum DecisionUpdate {
     /// The platform took it.
     Confirmed,
+    /// The platform took it but did something else than it says; the note
+    /// tells the reviewer what.
+    ConfirmedWithNote(String),
     /// Try again at `at` (platform down, rate limited, auth to be fixed).
     Retry { error: String, at: DateTime<Utc> },
     /// The platform refused it for good. With `reopen`, the request goes
@@ -170,6 +174,17 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether any decision on this account's requests is still on its way
+    /// (queued or being sent). Reads the outbox index only.
+    pub fn has_open_decisions(&self, account_id: i64) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM decisions d JOIN requests r ON r.id = d.request_id
+                WHERE d.delivery IN ('queued', 'sent') AND r.account_id = ?1)",
+            [account_id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Decisions not yet confirmed or failed, oldest first.
     pub fn outbox(&self) -> Result<Vec<Decision>> {
         let conn = self.conn();
@@ -243,11 +258,15 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         match update {
-            DecisionUpdate::Confirmed => {
+            DecisionUpdate::Confirmed | DecisionUpdate::ConfirmedWithNote(_) => {
+                let note = match update {
+                    DecisionUpdate::ConfirmedWithNote(n) => Some(n.as_str()),
+                    _ => None,
+                };
                 tx.execute(
                     "UPDATE decisions SET delivery = ?2, confirmed_at = ?3, error = NULL,
-                        lease_until = NULL, next_attempt_at = NULL WHERE id = ?1",
-                    params![id, Delivery::Confirmed.as_str(), now],
+                        lease_until = NULL, next_attempt_at = NULL, note = ?4 WHERE id = ?1",
+                    params![id, Delivery::Confirmed.as_str(), now, note],
                 )?;
             }
             DecisionUpdate::Retry { error, at } => {

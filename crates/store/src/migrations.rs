@@ -134,6 +134,20 @@ CREATE INDEX requests_group ON requests(account_id, json_extract(extra, '$.group
     WHERE json_extract(extra, '$.group.key') IS NOT NULL;
 "#;
 
+/// A decision may come back with a note on what the platform did instead
+/// (SurfSense running on after a deny). SurfSense asks are now known by
+/// their `interrupt_id` too, since a subagent asks again under the same
+/// `tool_call_id`: stored asks get the new identity, so a decision waiting
+/// on one still finds it.
+const V5_DECISION_NOTE_AND_ASK_IDENTITY: &str = r#"
+ALTER TABLE decisions ADD COLUMN note TEXT;
+UPDATE requests SET remote_id = remote_id || ':' || json_extract(route, '$.interrupt_id')
+WHERE account_id IN (SELECT id FROM accounts WHERE platform = 'surfsense')
+    AND json_type(route, '$.tool_call_id') = 'text'
+    AND json_type(route, '$.interrupt_id') = 'text'
+    AND remote_id = json_extract(route, '$.thread_id') || ':' || json_extract(route, '$.tool_call_id');
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -141,5 +155,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V2_ACTIVITY_REQUEST),
         M::up(V3_REQUEST_EXTRA),
         M::up(V4_HEALTH_NOTE),
+        M::up(V5_DECISION_NOTE_AND_ASK_IDENTITY),
     ])
 }

@@ -382,7 +382,10 @@ fn write_observed(
         }
         Some(id) => {
             // The WHERE clause makes an identical replay a no-op, so
-            // `changed` tells whether anything new arrived.
+            // `changed` tells whether anything new arrived. While a
+            // decision on it is on its way the request stays as the
+            // reviewer saw it: the connector checks the platform against
+            // that version before sending, never against a newer one.
             let changed = tx.execute(
                 "UPDATE requests SET route = ?2, kind = ?3, title = ?4, action = ?5, arguments = ?6,
                     description = ?7, agent = ?8, tier = ?9, created_at = ?10, deadline = ?11,
@@ -390,7 +393,9 @@ fn write_observed(
                  WHERE id = ?1 AND NOT (route IS ?2 AND kind IS ?3 AND title IS ?4 AND action IS ?5
                     AND arguments IS ?6 AND description IS ?7 AND agent IS ?8 AND tier IS ?9
                     AND created_at IS ?10 AND deadline IS ?11 AND allowed_decisions IS ?12
-                    AND link IS ?13 AND raw IS ?14 AND extra IS ?16)",
+                    AND link IS ?13 AND raw IS ?14 AND extra IS ?16)
+                 AND NOT EXISTS (SELECT 1 FROM decisions
+                    WHERE request_id = ?1 AND delivery IN ('queued', 'sent'))",
                 params![
                     id,
                     observed.route,

@@ -82,6 +82,43 @@ mod migrations {
             "a fresh database has no accounts"
         );
     }
+
+    #[test]
+    fn stored_surfsense_asks_get_their_interrupt_id_so_a_waiting_decision_finds_its_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        countersign_store::migrations::migrations()
+            .to_version(&mut conn, 4)
+            .unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO accounts (id, name, platform, base_url, reviewer, secret_store, secret_ref, created_at)
+                 VALUES (1, 'surf', 'surfsense', 'http://127.0.0.1:1', 'kim', 'file', 'r', '2026-01-01T00:00:00Z');
+               INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments, created_at,
+                   allowed_decisions, status, raw, first_seen_at, updated_at)
+                 VALUES (1, '318:call_A', '{"thread_id":318,"tool_call_id":"call_A","interrupt_id":"i1","key":"call_A"}',
+                   'approval', 'rm', 'rm', '{}', '2026-01-01T00:00:00Z', '[]', 'pending', '{}',
+                   '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
+                        (1, '412:i9', '{"thread_id":412,"tool_call_id":null,"interrupt_id":"i9","key":"i9"}',
+                   'approval', 'loop', 'unknown_tool', '{}', '2026-01-01T00:00:00Z', '[]', 'pending', '{}',
+                   '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');"#,
+        )
+        .unwrap();
+        drop(conn);
+        let store = countersign_store::Store::open(&path).unwrap();
+        assert!(
+            store
+                .request_by_remote(1, "318:call_A:i1")
+                .unwrap()
+                .is_some(),
+            "a stamped ask is now known by tool_call_id and interrupt_id; without the rename \
+             it would vanish at the next sync and a decision waiting on it with it"
+        );
+        assert!(
+            store.request_by_remote(1, "412:i9").unwrap().is_some(),
+            "a parent-side ask was already known by its interrupt_id"
+        );
+    }
 }
 
 mod requests {
@@ -317,6 +354,36 @@ mod requests {
 
 mod decisions {
     use super::*;
+
+    #[test]
+    fn a_request_stays_as_decided_while_its_decision_is_on_its_way() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let id = store
+            .upsert_request(
+                acc,
+                &observed("a", "write_file", json!({"path": "/a.md"})),
+                t0(),
+            )
+            .unwrap()
+            .request
+            .id;
+        decide(&store, id, Outcome::Approve);
+        let later = store
+            .upsert_request(acc, &observed("a", "rm", json!({"path": "/b.md"})), t0())
+            .unwrap();
+        assert!(
+            !later.changed,
+            "nothing the reviewer saw may change under a decision"
+        );
+        let stored = store.request(id).unwrap();
+        assert_eq!(
+            (stored.action.as_str(), stored.arguments.clone()),
+            ("write_file", json!({"path": "/a.md"})),
+            "the connector checks the platform against what was approved, so a newer \
+             version must not replace it before the decision is sent"
+        );
+    }
     use countersign_model::{Delivery, Status};
     use countersign_store::DecisionUpdate;
 

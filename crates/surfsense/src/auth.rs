@@ -2,12 +2,20 @@
 //! access JWT and a rotating refresh token, or a personal access token
 //! (`ss_pat_…`). Renewal is single-flight: one refresh at a time, and a
 //! caller whose token was refused renews only if nobody did meanwhile.
+//!
+//! Logins are scarce (5 a minute per IP), so the session lives in the
+//! [`SessionStore`] as well as in memory: every process of the data dir
+//! takes the store's lock, adopts a session another process renewed, and
+//! refreshes rather than logging in. A stored session is bound to a digest
+//! of the URL, email and password it was made with: after the password
+//! changes it is never used, so a wrong password is reported as one.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use countersign_connector::http::{self, status_error, transport};
-use countersign_connector::ConnectorError;
+use countersign_connector::http::{self, retry_after, status_error, transport};
+use countersign_connector::{ConnectorError, SessionLock, SessionStore};
 use countersign_model::{Clock, Secret};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// What the account authenticates with.
@@ -47,12 +55,49 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// The stored form: the tokens and what they were made for.
+    fn to_stored(&self, made_for: &str) -> Secret {
+        Secret::new(
+            json!({
+                "v": 1,
+                "for": made_for,
+                "access": self.access.expose(),
+                "issued": self.issued.timestamp(),
+                "expires": self.expires.timestamp(),
+                "refresh": self.refresh.as_ref().map(|r| r.expose().to_owned()),
+            })
+            .to_string(),
+        )
+    }
+
+    /// A stored session, if it was made for these credentials.
+    fn from_stored(stored: &Secret, made_for: &str) -> Option<Tokens> {
+        let v: Value = serde_json::from_str(stored.expose()).ok()?;
+        if v.get("for").and_then(Value::as_str) != Some(made_for) {
+            return None;
+        }
+        let time = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_i64)
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+        };
+        Some(Tokens {
+            access: Secret::new(v.get("access")?.as_str()?),
+            issued: time("issued")?,
+            expires: time("expires")?,
+            refresh: v.get("refresh").and_then(Value::as_str).map(Secret::new),
+        })
+    }
+}
+
 pub struct Auth {
     base: String,
     credential: Option<Credential>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     tokens: tokio::sync::Mutex<Option<Tokens>>,
+    sessions: Option<Arc<dyn SessionStore>>,
 }
 
 /// The `detail` (or `detail.errorCode`/`message`) of an error body.
@@ -82,6 +127,7 @@ impl Auth {
         credential: Option<Credential>,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
+        sessions: Option<Arc<dyn SessionStore>>,
     ) -> Self {
         Self {
             base,
@@ -89,6 +135,43 @@ impl Auth {
             http,
             clock,
             tokens: tokio::sync::Mutex::new(None),
+            sessions,
+        }
+    }
+
+    /// What a stored session must have been made for: a digest of the
+    /// server, email and password (never the password itself).
+    fn made_for(&self, email: &str, password: &Secret) -> String {
+        let mut h = Sha256::new();
+        for part in [self.base.as_str(), email, password.expose()] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Runs a blocking session-store call off the async threads. A store
+    /// that fails is logged and then done without: the session stays in
+    /// memory.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+                &dyn SessionStore,
+            ) -> Result<T, countersign_connector::session::SessionStoreError>
+            + Send
+            + 'static,
+    ) -> Option<T> {
+        let store = self.sessions.clone()?;
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!("surfsense: {e}; keeping the session in memory only");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("surfsense: session store task failed: {e}");
+                None
+            }
         }
     }
 
@@ -120,20 +203,38 @@ impl Auth {
         };
         let mut slot = self.tokens.lock().await;
         let now = self.clock.now();
-        if let Some(t) = slot.as_ref() {
+        let usable = |t: &Tokens| {
             let stale = refused.is_some_and(|r| r.expose() == bearer(&t.access).expose());
-            if !stale && !t.due(now) {
-                return Ok(bearer(&t.access));
-            }
+            !stale && !t.due(now)
+        };
+        if let Some(t) = slot.as_ref().filter(|t| usable(t)) {
+            return Ok(bearer(&t.access));
         }
-        let refresh = slot.as_ref().and_then(|t| t.refresh.clone());
+        // One renewal at a time across processes; the lock is released
+        // when `_held` drops, after the new session is stored.
+        let _held: Option<SessionLock> = self.on_store(|s| s.lock()).await;
+        let made_for = self.made_for(email, password);
+        let stored = self
+            .on_store(|s| s.load())
+            .await
+            .flatten()
+            .and_then(|s| Tokens::from_stored(&s, &made_for));
+        if let Some(t) = stored.as_ref().filter(|t| usable(t)) {
+            // Another process renewed it meanwhile.
+            let header = bearer(&t.access);
+            *slot = stored;
+            return Ok(header);
+        }
+        // The stored refresh token is the newest: another process may have
+        // rotated the one we hold.
+        let refresh = stored
+            .and_then(|t| t.refresh)
+            .or_else(|| slot.as_ref().and_then(|t| t.refresh.clone()));
         if let Some(refresh) = refresh {
             match self.refresh(&refresh).await {
                 Ok(answer) => {
                     let tokens = self.tokens_from(&answer, Some(refresh))?;
-                    let header = bearer(&tokens.access);
-                    *slot = Some(tokens);
-                    return Ok(header);
+                    return Ok(self.keep(&mut slot, tokens, made_for).await);
                 }
                 Err(ConnectorError::Auth(why)) => {
                     tracing::info!("surfsense: refresh refused ({why}); logging in again");
@@ -142,11 +243,20 @@ impl Auth {
             }
         }
         *slot = None;
+        self.on_store(|s| s.clear()).await;
         let answer = self.login(email, password).await?;
         let tokens = self.tokens_from(&answer, None)?;
+        Ok(self.keep(&mut slot, tokens, made_for).await)
+    }
+
+    /// Keeps new tokens in memory and in the session store; returns the
+    /// header to send.
+    async fn keep(&self, slot: &mut Option<Tokens>, tokens: Tokens, made_for: String) -> Secret {
         let header = bearer(&tokens.access);
+        let stored = tokens.to_stored(&made_for);
+        self.on_store(move |s| s.save(&stored)).await;
         *slot = Some(tokens);
-        Ok(header)
+        header
     }
 
     /// Reads a login or refresh answer. A `null` refresh token (a replay
@@ -206,6 +316,16 @@ impl Auth {
                  use a personal access token instead"
                     .into(),
             )),
+            // The limiter answers before the password is looked at: this
+            // says nothing about it, so it is never reported as a refusal.
+            429 => {
+                let wait = retry_after(&headers);
+                tracing::info!(
+                    "surfsense: sign-in refused for now (5 a minute per IP); the password was not checked; retry in {}s",
+                    wait.as_secs()
+                );
+                Err(ConnectorError::RateLimited { retry_after: wait })
+            }
             _ => Err(status_error(status, &headers, detail(&body))),
         }
     }
@@ -246,6 +366,7 @@ mod tests {
             None,
             reqwest::Client::new(),
             Arc::new(SystemClock),
+            None,
         )
     }
 
@@ -271,6 +392,34 @@ mod tests {
         assert_eq!(
             t.refresh.map(|r| r.expose().to_owned()),
             Some("rt_new".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_stored_session_is_used_only_for_the_password_it_was_made_with() {
+        let a = auth();
+        let now = Utc::now();
+        let tokens = Tokens {
+            access: Secret::new("a1"),
+            issued: now,
+            expires: now + ChronoDuration::hours(1),
+            refresh: Some(Secret::new("rt")),
+        };
+        let made_for = a.made_for("kim@example.net", &Secret::new("right"));
+        let stored = tokens.to_stored(&made_for);
+        assert!(
+            !stored.expose().contains("right"),
+            "the stored session holds a digest of the password, never the password"
+        );
+        let back = Tokens::from_stored(&stored, &made_for).expect("same credentials");
+        assert_eq!(
+            back.refresh.map(|r| r.expose().to_owned()),
+            Some("rt".into())
+        );
+        let other = a.made_for("kim@example.net", &Secret::new("wrong"));
+        assert!(
+            Tokens::from_stored(&stored, &other).is_none(),
+            "after a password change the session must not hide whether the new one is right"
         );
     }
 

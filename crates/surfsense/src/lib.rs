@@ -11,6 +11,35 @@
 //! its asks are answered in one `/resume` call, so the inbox holds the
 //! decisions until all are made and [`Connector::deliver_group`] sends
 //! them together, read to `[DONE]` (closing early cancels the run).
+//!
+//! **Identity.** An ask is `thread_id:tool_call_id:interrupt_id`
+//! (`thread_id:interrupt_id` for a parent-side ask, which has no
+//! `tool_call_id`). The protocol reference once named `tool_call_id ??
+//! interrupt_id`, but the real server reuses the `tool_call_id`: every ask
+//! of one subagent run carries its parent `task` call's id, so a second
+//! ask in one task comes with the same `tool_call_id`, a new
+//! `interrupt_id` and new arguments (`surfsense.md`, "Verified against the
+//! real server"). Keyed by `tool_call_id` alone, a decision on the first
+//! ask was delivered to the second. On the wire decisions are still routed
+//! by `tool_call_id ?? interrupt_id`, as `/resume` requires.
+//!
+//! **Before sending**, the thread's pending asks are read again, matched
+//! by that identity, never by position: an ask decided but no longer
+//! pending (answered elsewhere, or replaced by a new ask) is not sent and
+//! ends resolved elsewhere; an ask whose tool or arguments differ from
+//! what the reviewer saw is not sent and goes back to the inbox; the rest
+//! of the thread is sent only when it is exactly the thread's pending set.
+//!
+//! **After sending**, the resume stream tells what the run did: a deny of
+//! the doom-loop guard that SurfSense ignores (v0.0.38 runs on and makes
+//! the repeated call) is confirmed with a note saying so.
+//!
+//! **Sessions.** With a password, the refresh token (and the access token
+//! until it expires) is kept in the [`SessionStore`] given, shared with
+//! every other process of the data dir: the server allows 5 logins a
+//! minute per IP, so a process signs in only when no stored session can
+//! be refreshed, and the session is bound to the password it was made
+//! with, so a changed (or wrong) password is always tried.
 
 mod auth;
 pub mod present;
@@ -22,7 +51,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use countersign_connector::http::{self, status_error, transport};
 use countersign_connector::{
-    resolved_elsewhere, Connector, ConnectorError, Delivered, Snapshot, UpdateStream,
+    resolved_elsewhere, Connector, ConnectorError, Delivered, SessionStore, Snapshot, UpdateStream,
 };
 use countersign_model::{Clock, Decision, ObservedRequest, Request, Secret};
 use futures::StreamExt;
@@ -68,6 +97,9 @@ pub struct SurfSenseConfig {
     pub settings: Settings,
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
+    /// Where the login session is kept between processes; `None` keeps it
+    /// in memory only.
+    pub sessions: Option<Arc<dyn SessionStore>>,
 }
 
 /// What is known about one thread between passes.
@@ -78,7 +110,7 @@ struct Watched {
     /// Asked since its last change; `false` asks again next pass.
     checked: bool,
     pending: Vec<ObservedRequest>,
-    /// When each ask was first seen, by card key.
+    /// When each ask was first seen, by [`present::ask_id`].
     first_seen: HashMap<String, DateTime<Utc>>,
 }
 
@@ -119,6 +151,7 @@ impl SurfSense {
                 credential,
                 cfg.http.clone(),
                 cfg.clock.clone(),
+                cfg.sessions,
             ),
             base,
             settings: cfg.settings,
@@ -336,12 +369,12 @@ impl Connector for SurfSense {
             let mut pending = Vec::new();
             let mut first_seen = HashMap::new();
             for v in &values {
-                let Some(key) = present::card_key(v) else {
+                let Some(key) = present::ask_id(v) else {
                     tracing::warn!("surfsense: thread {id}: skipping an interrupt without tool_call_id or interrupt_id");
                     continue;
                 };
-                let seen = entry.first_seen.get(key).copied().unwrap_or(now);
-                first_seen.insert(key.to_owned(), seen);
+                let seen = entry.first_seen.get(&key).copied().unwrap_or(now);
+                first_seen.insert(key, seen);
                 if let Some(r) = present::request(v, &place, seen, self.settings.web_url.as_deref())
                 {
                     pending.push(r);
@@ -394,38 +427,50 @@ impl Connector for SurfSense {
     ) -> Result<Delivered, ConnectorError> {
         self.deliver_group(&[(request.clone(), decision.clone())])
             .await
+            .pop()
+            .unwrap_or(Err(ConnectorError::Protocol("nothing was sent".into())))
     }
 
     async fn deliver_group(
         &self,
         items: &[(Request, Decision)],
-    ) -> Result<Delivered, ConnectorError> {
+    ) -> Vec<Result<Delivered, ConnectorError>> {
         let Some((first, _)) = items.first() else {
-            return Ok(Delivered::Confirmed);
+            return Vec::new();
         };
+        let all = |r: Result<Delivered, ConnectorError>| vec![r; items.len()];
         let route = |r: &Request, k: &str| r.route.get(k).and_then(Value::as_i64);
         let (Some(thread_id), Some(workspace_id)) =
             (route(first, "thread_id"), route(first, "workspace_id"))
         else {
-            return Err(ConnectorError::Rejected(
+            return all(Err(ConnectorError::Rejected(
                 "this request has no thread to resume".into(),
-            ));
+            )));
         };
         if items
             .iter()
             .any(|(r, _)| route(r, "thread_id") != Some(thread_id))
         {
-            return Err(ConnectorError::Rejected(
+            return all(Err(ConnectorError::Rejected(
                 "decisions of different threads cannot be sent together".into(),
-            ));
+            )));
         }
-        let result = resume::deliver(self, thread_id, workspace_id, items).await;
+        let results = resume::deliver(self, thread_id, workspace_id, items).await;
         self.mark_dirty(thread_id);
-        match result {
-            Err(ConnectorError::Rejected(why)) if why == "Thread not found" => Ok(
-                Delivered::ResolvedElsewhere(resolved_elsewhere(&first.remote_id)),
-            ),
-            other => other,
-        }
+        results
+            .into_iter()
+            .zip(items)
+            .map(|(result, (request, _))| match result {
+                Err(ConnectorError::Rejected(why)) if why == "Thread not found" => Ok(
+                    Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id)),
+                ),
+                other => other,
+            })
+            .collect()
+    }
+
+    /// `GET /auth/session`: one cheap authenticated call.
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        self.get_json("/auth/session").await.map(|_| ())
     }
 }

@@ -15,11 +15,50 @@ pub struct Place<'a> {
     pub thread: &'a str,
 }
 
-/// The card key: `tool_call_id ?? interrupt_id` (the doc's identity).
-pub fn card_key(v: &Value) -> Option<&str> {
+/// The id `/resume` routes a decision by: `tool_call_id ?? interrupt_id`.
+/// Not an identity: every ask of one subagent run carries its parent's
+/// `tool_call_id`.
+pub fn wire_key(v: &Value) -> Option<&str> {
     v.get("tool_call_id")
         .and_then(Value::as_str)
         .or_else(|| v.get("interrupt_id").and_then(Value::as_str))
+}
+
+/// The identity of one ask within its thread: `tool_call_id:interrupt_id`
+/// for a stamped ask, `interrupt_id` for a parent-side one. A subagent
+/// that asks again in one task sends the same `tool_call_id` with a new
+/// `interrupt_id` and new arguments: that is a new ask, never the old one
+/// updated (the server verified in `surfsense.md`). A value without an
+/// `interrupt_id` (a server older than v0.0.36.3) falls back to its
+/// `tool_call_id`.
+pub fn ask_id(v: &Value) -> Option<String> {
+    let text = |k: &str| v.get(k).and_then(Value::as_str);
+    match (text("tool_call_id"), text("interrupt_id")) {
+        (Some(call), Some(interrupt)) => Some(format!("{call}:{interrupt}")),
+        (None, Some(interrupt)) => Some(interrupt.to_owned()),
+        (Some(call), None) => Some(call.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// The tool and arguments an ask would run, as a reviewer sees them.
+pub fn action_of(v: &Value) -> (String, Value) {
+    let action = v.pointer("/action_requests/0");
+    let name = action
+        .and_then(|a| a.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_tool")
+        .to_owned();
+    let args = match action.and_then(|a| a.get("args")) {
+        None | Some(Value::Null) => json!({}),
+        Some(a) => a.clone(),
+    };
+    (name, args)
+}
+
+/// Whether an ask is the doom-loop guard ("the agent repeated a call").
+pub fn is_doom_loop(v: &Value) -> bool {
+    v.pointer("/context/permission").and_then(Value::as_str) == Some("doom_loop")
 }
 
 /// The group every ask of a thread belongs to: the thread resumes only
@@ -31,13 +70,9 @@ pub fn thread_group(thread_id: i64, title: &str) -> Group {
     }
 }
 
-/// `remote_id` of an ask.
-pub fn remote_id(thread_id: i64, key: &str) -> String {
-    format!("{thread_id}:{key}")
-}
-
-fn is_doom_loop(v: &Value) -> bool {
-    v.pointer("/context/permission").and_then(Value::as_str) == Some("doom_loop")
+/// `remote_id` of an ask: its thread and [`ask_id`].
+pub fn remote_id(thread_id: i64, ask_id: &str) -> String {
+    format!("{thread_id}:{ask_id}")
 }
 
 /// Self-gated connector cards (Gmail, calendar, drive, automations…), as
@@ -168,7 +203,8 @@ pub fn request(
     first_seen: DateTime<Utc>,
     web_url: Option<&str>,
 ) -> Option<ObservedRequest> {
-    let key = card_key(v)?;
+    let key = wire_key(v)?;
+    let id = ask_id(v)?;
     let kind = v
         .get("interrupt_type")
         .and_then(Value::as_str)
@@ -177,15 +213,7 @@ pub fn request(
         .pointer("/action_requests/0")
         .cloned()
         .unwrap_or(Value::Null);
-    let name = action
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown_tool")
-        .to_owned();
-    let args = match action.get("args") {
-        None | Some(Value::Null) => json!({}),
-        Some(a) => a.clone(),
-    };
+    let (name, args) = action_of(v);
     let title = if is_doom_loop(v) {
         let n = v
             .pointer("/context/threshold")
@@ -205,7 +233,7 @@ pub fn request(
         .and_then(Value::as_str)
         .map(str::to_owned);
     Some(ObservedRequest {
-        remote_id: remote_id(place.thread_id, key),
+        remote_id: remote_id(place.thread_id, &id),
         route: json!({
             "workspace_id": place.workspace_id,
             "thread_id": place.thread_id,
@@ -288,10 +316,33 @@ mod tests {
             "a self-gated card treats approve_always as a reject"
         );
         assert_eq!(
-            r.remote_id, "318:call_1",
-            "stamped asks are keyed by tool_call_id"
+            r.remote_id, "318:call_1:x",
+            "a stamped ask is known by its tool_call_id and its interrupt_id"
         );
         assert_eq!(r.title, "send_gmail_email a@b.c");
+    }
+
+    #[test]
+    fn a_second_ask_under_the_same_tool_call_id_is_another_request() {
+        let ask = |interrupt: &str, path: &str| {
+            json!({
+                "action_requests": [{"name": "rm", "args": {"path": path}}],
+                "review_configs": [{"action_name": "rm", "allowed_decisions": ["approve", "reject"]}],
+                "interrupt_type": "permission_ask", "context": {},
+                "tool_call_id": "call_task", "interrupt_id": interrupt})
+        };
+        let first = request(&ask("i1", "/a.md"), &place(), Utc::now(), None).expect("keyed");
+        let second = request(&ask("i2", "/b.md"), &place(), Utc::now(), None).expect("keyed");
+        assert_ne!(
+            first.remote_id, second.remote_id,
+            "a subagent asks again under its task's tool_call_id; a decision on the first ask \
+             must never reach the second"
+        );
+        assert_eq!(
+            (first.route["key"].clone(), second.route["key"].clone()),
+            (json!("call_task"), json!("call_task")),
+            "both are still answered by tool_call_id on the wire"
+        );
     }
 
     #[test]

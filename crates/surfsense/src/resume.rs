@@ -1,9 +1,11 @@
-//! Answering a thread: every pending ask in one `/resume` call, matched by
-//! `tool_call_id` (position for parent-side asks), the SSE answer read to
-//! `[DONE]`, and an `error` frame inside the 200 treated as the failure it
-//! is.
+//! Answering a thread: every pending ask in one `/resume` call, each
+//! checked against the thread right before sending (same ask, same
+//! arguments) and routed by `tool_call_id` (position for parent-side
+//! asks), the SSE answer read to `[DONE]`, an `error` frame inside the 200
+//! treated as the failure it is, and what the run did afterwards read from
+//! the stream.
 
-use crate::{auth, SurfSense};
+use crate::{auth, present, SurfSense};
 use countersign_connector::http::{self, retry_after, status_error};
 use countersign_connector::{resolved_elsewhere, ConnectorError, Delivered};
 use countersign_model::{Decision, Outcome, Request};
@@ -51,6 +53,8 @@ struct Streamed {
     error: Option<(String, String)>,
     /// Asks the resumed run paused on again.
     reinterrupts: usize,
+    /// Tool calls the resumed run finished.
+    tools_ran: usize,
 }
 
 async fn read_stream(resp: reqwest::Response) -> Streamed {
@@ -93,6 +97,7 @@ async fn read_stream(resp: reqwest::Response) -> Streamed {
                 out.error = Some((text("errorCode"), message));
             }
             Some("data-interrupt-request") => out.reinterrupts += 1,
+            Some("tool-output-available") => out.tools_ran += 1,
             _ => {}
         }
     }
@@ -110,55 +115,132 @@ fn busy_wait(headers: &HeaderMap) -> Duration {
         .clamp(Duration::from_millis(500), Duration::from_secs(300))
 }
 
+/// How an ask decided in Countersign stands on the thread right before
+/// sending.
+enum Standing<'a> {
+    /// Pending as the reviewer saw it.
+    Same,
+    /// No longer pending: answered elsewhere, or replaced by a new ask
+    /// (a subagent asking again under the same `tool_call_id`).
+    Gone,
+    /// Pending under the same identity with another tool or arguments.
+    Changed(&'a str),
+}
+
+fn standing<'a>(request: &Request, pending: &'a [Value]) -> Standing<'a> {
+    let Some(now) = pending
+        .iter()
+        .find(|v| present::ask_id(v).as_deref() == Some(ask_id_of(request).as_str()))
+    else {
+        return Standing::Gone;
+    };
+    let (name, args) = present::action_of(now);
+    if name != request.action || args != request.arguments {
+        return Standing::Changed(if name != request.action {
+            "tool"
+        } else {
+            "arguments"
+        });
+    }
+    Standing::Same
+}
+
+/// The identity a stored request was made with (its route keeps the ids).
+fn ask_id_of(request: &Request) -> String {
+    present::ask_id(&request.route).unwrap_or_default()
+}
+
+/// Whether an earlier attempt of this decision may have gone through.
+fn maybe_sent_before(decision: &Decision) -> bool {
+    decision
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains(BROKEN_STREAM))
+}
+
+/// Answers a thread. One result per item, in order.
 pub(crate) async fn deliver(
     ss: &SurfSense,
     thread_id: i64,
     workspace_id: i64,
     items: &[(Request, Decision)],
-) -> Result<Delivered, ConnectorError> {
-    // The thread's asks now, in pending order: the call must answer all
-    // of them, and nothing else.
-    let pending = ss.pending_of(thread_id).await?;
-    let keys: Vec<String> = pending
+) -> Vec<Result<Delivered, ConnectorError>> {
+    let all = |r: Result<Delivered, ConnectorError>| vec![r; items.len()];
+    // The thread's asks now: the call must answer all of them, exactly
+    // the ones the reviewer decided, and nothing else.
+    let pending = match ss.pending_of(thread_id).await {
+        Ok(p) => p,
+        Err(e) => return all(Err(e)),
+    };
+    let standings: Vec<Standing<'_>> = items.iter().map(|(r, _)| standing(r, &pending)).collect();
+    let live: HashSet<String> = items
         .iter()
-        .filter_map(|v| crate::present::card_key(v).map(str::to_owned))
+        .zip(&standings)
+        .filter(|(_, s)| matches!(s, Standing::Same))
+        .map(|((r, _), _)| ask_id_of(r))
         .collect();
-    let ours: HashMap<&str, &(Request, Decision)> = items
+    let pending_ids: HashSet<String> = pending.iter().filter_map(present::ask_id).collect();
+    let changed = standings.iter().any(|s| matches!(s, Standing::Changed(_)));
+    // Sent only when nothing changed and the asks still as decided are
+    // exactly the thread's pending set; the others end on their own.
+    let sendable = !changed && !live.is_empty() && live == pending_ids;
+    let sent = if sendable {
+        let live_items: Vec<(Request, Decision)> = items
+            .iter()
+            .zip(&standings)
+            .filter(|(_, s)| matches!(s, Standing::Same))
+            .map(|(item, _)| item.clone())
+            .collect();
+        Some(send(ss, thread_id, workspace_id, &live_items, &pending, &live).await)
+    } else {
+        None
+    };
+    let waiting = if changed {
+        "not sent: another ask of this thread changed since it was decided"
+    } else {
+        "not sent yet: the thread has a new ask; this goes with the others once that one is decided"
+    };
+    items
         .iter()
-        .filter_map(|item| {
-            item.0
-                .route
-                .get("key")
-                .and_then(Value::as_str)
-                .map(|k| (k, item))
-        })
-        .collect();
-    let pending_set: HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let ours_set: HashSet<&str> = ours.keys().copied().collect();
-    if pending_set.is_disjoint(&ours_set) {
-        let was_ours = items.iter().any(|(_, d)| {
-            d.error
-                .as_deref()
-                .is_some_and(|e| e.contains(BROKEN_STREAM))
-        });
-        return Ok(if was_ours {
+        .zip(standings)
+        .map(|((request, decision), standing)| match standing {
             // Our earlier call went through before its stream broke.
-            Delivered::Confirmed
-        } else {
-            Delivered::ResolvedElsewhere(resolved_elsewhere(&items[0].0.remote_id))
-        });
-    }
-    if pending_set != ours_set {
-        return Err(ConnectorError::Unavailable(format!(
-            "the thread's pending asks changed since they were decided ({} pending, {} decided); \
-             waiting for the inbox to catch up",
-            pending_set.len(),
-            ours_set.len()
-        )));
-    }
-    let mut decisions = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let (request, decision) = ours[key.as_str()];
+            Standing::Gone if maybe_sent_before(decision) => Ok(Delivered::Confirmed),
+            Standing::Gone => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(
+                &request.remote_id,
+            ))),
+            Standing::Changed(what) => Err(ConnectorError::Rejected(format!(
+                "not sent: the ask's {what} changed on SurfSense since you decided; look at it again"
+            ))),
+            Standing::Same => match &sent {
+                Some(result) => result.clone(),
+                None => Err(ConnectorError::Unavailable(waiting.into())),
+            },
+        })
+        .collect()
+}
+
+async fn send(
+    ss: &SurfSense,
+    thread_id: i64,
+    workspace_id: i64,
+    items: &[(Request, Decision)],
+    pending: &[Value],
+    ours: &HashSet<String>,
+) -> Result<Delivered, ConnectorError> {
+    let by_id: HashMap<String, &(Request, Decision)> = items
+        .iter()
+        .map(|item| (ask_id_of(&item.0), item))
+        .collect();
+    // In the thread's pending order, each matched by its identity.
+    let mut decisions = Vec::with_capacity(pending.len());
+    for v in pending {
+        let (Some(id), Some(key)) = (present::ask_id(v), present::wire_key(v)) else {
+            continue;
+        };
+        let Some((request, decision)) = by_id.get(&id) else {
+            continue;
+        };
         decisions.push(wire_decision(request, decision, key)?);
     }
     let body = json!({
@@ -198,7 +280,7 @@ pub(crate) async fn deliver(
             streamed.reinterrupts
         );
     }
-    match (streamed.error, streamed.done) {
+    match (streamed.error.clone(), streamed.done) {
         (Some((code, _)), _) if matches!(code.as_str(), "THREAD_BUSY" | "TURN_CANCELLING") => {
             Err(ConnectorError::RateLimited {
                 retry_after: Duration::from_secs(2),
@@ -211,9 +293,9 @@ pub(crate) async fn deliver(
                 .pending_of(thread_id)
                 .await?
                 .iter()
-                .filter_map(|v| crate::present::card_key(v).map(str::to_owned))
+                .filter_map(present::ask_id)
                 .collect();
-            if ours_set.iter().any(|k| still.contains(*k)) {
+            if ours.iter().any(|k| still.contains(k)) {
                 let code = if code.is_empty() {
                     String::new()
                 } else {
@@ -227,9 +309,33 @@ pub(crate) async fn deliver(
                 Ok(Delivered::Confirmed)
             }
         }
-        (None, true) => Ok(Delivered::Confirmed),
+        (None, true) => Ok(outcome(items, &streamed)),
         (None, false) => Err(ConnectorError::Uncertain(format!(
             "{BROKEN_STREAM}; checking whether SurfSense applied it"
         ))),
     }
+}
+
+/// What a finished resume did. A deny on the doom-loop guard must end the
+/// turn; SurfSense v0.0.38 ignores it and makes the repeated call, which
+/// the stream shows as tools running (or the thread pausing again). Only
+/// a batch with nothing approved is judged, so no approved tool's run is
+/// taken for it.
+fn outcome(items: &[(Request, Decision)], streamed: &Streamed) -> Delivered {
+    let doom_deny = items
+        .iter()
+        .any(|(r, d)| d.outcome == Outcome::Deny && present::is_doom_loop(&r.raw));
+    let nothing_approved = items.iter().all(|(_, d)| d.outcome == Outcome::Deny);
+    let went_on = streamed.tools_ran > 0 || streamed.reinterrupts > 0;
+    if doom_deny && nothing_approved && went_on {
+        let what = match streamed.tools_ran {
+            0 => "and paused on a new ask".to_owned(),
+            1 => "and made 1 more tool call".to_owned(),
+            n => format!("and made {n} more tool calls"),
+        };
+        return Delivered::ConfirmedWithNote(format!(
+            "SurfSense continued the run despite the deny {what}"
+        ));
+    }
+    Delivered::Confirmed
 }

@@ -3,7 +3,8 @@
 //! call, the resume stream, and tokens that expire and rotate.
 
 use chrono::Utc;
-use countersign_connector::{Connector, ConnectorError, Delivered};
+use countersign_connector::session::MemorySessionStore;
+use countersign_connector::{Connector, ConnectorError, Delivered, SessionStore};
 use countersign_fakes::surfsense::{fixtures, Config, FakeSurfSense, ResumeOutcome};
 use countersign_model::{
     AllowedDecision, Decision, Delivery, ObservedRequest, Outcome, Platform, Request, Secret,
@@ -15,6 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn connector(fake: &FakeSurfSense, secret: &str) -> SurfSense {
+    sharing(fake, secret, None)
+}
+
+/// A connector keeping its session in `sessions`: connectors given one
+/// store are like processes sharing a data dir.
+fn sharing(fake: &FakeSurfSense, secret: &str, sessions: Option<MemorySessionStore>) -> SurfSense {
     SurfSense::new(SurfSenseConfig {
         base_url: fake.url(),
         secret: Some(Secret::new(secret)),
@@ -24,6 +31,7 @@ fn connector(fake: &FakeSurfSense, secret: &str) -> SurfSense {
         },
         http: countersign_connector::http::client(),
         clock: Arc::new(SystemClock),
+        sessions: sessions.map(|s| Arc::new(s) as Arc<dyn SessionStore>),
     })
 }
 
@@ -33,11 +41,25 @@ async fn start() -> (FakeSurfSense, SurfSense) {
     (fake, c)
 }
 
+/// The ask `remote` names: a full remote id, or `thread:tool_call_id` of a
+/// stamped ask (its remote id goes on with `:interrupt_id`).
 fn find<'a>(pending: &'a [ObservedRequest], remote: &str) -> &'a ObservedRequest {
     pending
         .iter()
-        .find(|r| r.remote_id == remote)
+        .find(|r| r.remote_id == remote || r.remote_id.starts_with(&format!("{remote}:")))
         .unwrap_or_else(|| panic!("{remote} should be listed"))
+}
+
+/// The remote id of the stamped ask `call` of a thread: thread, tool call
+/// and interrupt ids.
+fn rid(fake: &FakeSurfSense, thread: i64, call: &str) -> String {
+    let iid = fake
+        .pending(thread)
+        .iter()
+        .find(|v| v["tool_call_id"] == call)
+        .and_then(|v| v["interrupt_id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("{call} is pending on thread {thread}"));
+    format!("{thread}:{call}:{iid}")
 }
 
 fn decided(
@@ -61,6 +83,7 @@ fn decided(
         attempts: 1,
         next_attempt_at: None,
         confirmed_at: None,
+        note: None,
     };
     (request, decision)
 }
@@ -77,17 +100,18 @@ async fn asks_from_every_thread_of_every_workspace_appear() {
         .unwrap()
         .to_owned();
     let mut expected = vec![
-        "318:call_Qm81xv".to_owned(),
-        "318:call_Hd20pe".to_owned(),
-        "319:call_Lx02aa".to_owned(),
+        rid(&fake, 318, "call_Qm81xv"),
+        rid(&fake, 318, "call_Hd20pe"),
+        rid(&fake, 319, "call_Lx02aa"),
         format!("412:{doom_key}"),
-        "413:call_Au77qz".to_owned(),
-        "414:call_Lg19kk".to_owned(),
+        rid(&fake, 413, "call_Au77qz"),
+        rid(&fake, 414, "call_Lg19kk"),
     ];
     expected.sort();
     assert_eq!(
         remote, expected,
-        "every pending interrupt of the five paused threads in both workspaces is one request"
+        "every pending interrupt of the five paused threads in both workspaces is one request, \
+         known by thread, tool call and interrupt (parent-side: thread and interrupt)"
     );
     let rm = find(&snap.pending, "318:call_Qm81xv");
     assert_eq!(rm.action, "rm");
@@ -137,7 +161,7 @@ async fn approve_always_is_offered_only_where_the_card_allows_it() {
         let always = r.allowed_decisions.contains(&AllowedDecision::AlwaysAllow);
         assert_eq!(
             always,
-            r.remote_id == "319:call_Lx02aa",
+            r.remote_id.starts_with("319:call_Lx02aa:"),
             "{}: only the MCP ask lists approve_always",
             r.remote_id
         );
@@ -170,7 +194,7 @@ async fn a_thread_with_two_asks_is_resumed_once_with_both_decisions_matched_by_t
         decided(rm, 1, Outcome::Deny, None),
     ];
     let result = c.deliver_group(&items).await;
-    assert_eq!(result, Ok(Delivered::Confirmed));
+    assert_eq!(result, vec![Ok(Delivered::Confirmed); 2]);
     let resumes = fake.received_resumes();
     assert_eq!(
         resumes.len(),
@@ -180,14 +204,17 @@ async fn a_thread_with_two_asks_is_resumed_once_with_both_decisions_matched_by_t
     assert_eq!(resumes[0].outcome, ResumeOutcome::Applied);
     let sent = &resumes[0].body;
     assert_eq!(sent["workspace_id"], 7);
+    let mut decisions = sent["decisions"].as_array().cloned().unwrap();
+    decisions.sort_by_key(|d| d["tool_call_id"].as_str().unwrap_or("").to_owned());
     assert_eq!(
-        sent["decisions"],
-        json!([
-            {"type": "reject", "edited_action": null, "tool_call_id": "call_Qm81xv"},
-            {"type": "edit", "edited_action": {"name": "send_gmail_email", "args": {"subject": "Q3 plan (v2)"}},
-             "tool_call_id": "call_Hd20pe"}
-        ]),
-        "one decision per pending ask, in pending order, each with its tool_call_id"
+        decisions,
+        vec![
+            json!({"type": "edit", "edited_action": {"name": "send_gmail_email", "args": {"subject": "Q3 plan (v2)"}},
+             "tool_call_id": "call_Hd20pe"}),
+            json!({"type": "reject", "edited_action": null, "tool_call_id": "call_Qm81xv"}),
+        ],
+        "one decision per pending ask, each with its tool_call_id (routed by id: the \
+         pending list's order is not the stream's)"
     );
     let applied = fake.applied();
     let mail = applied
@@ -370,11 +397,11 @@ async fn a_resumed_thread_that_pauses_again_shows_the_new_ask() {
     assert!(again
         .pending
         .iter()
-        .any(|r| r.remote_id == "413:call_Again1"));
+        .any(|r| r.remote_id.starts_with("413:call_Again1:")));
     assert!(again
         .pending
         .iter()
-        .all(|r| r.remote_id != "413:call_Au77qz"));
+        .all(|r| !r.remote_id.starts_with("413:call_Au77qz:")));
 }
 
 #[tokio::test]
@@ -405,7 +432,7 @@ async fn unchanged_idle_threads_are_not_asked_again_until_the_sweep() {
     assert!(snap
         .pending
         .iter()
-        .any(|r| r.remote_id == format!("415:{key}")));
+        .any(|r| r.remote_id.starts_with(&format!("415:{key}:"))));
 }
 
 #[tokio::test]
@@ -494,9 +521,214 @@ async fn an_old_server_without_pending_interrupts_says_which_version_is_needed()
         settings: Settings::default(),
         http: countersign_connector::http::client(),
         clock: Arc::new(SystemClock),
+        sessions: None,
     });
     match c.reconcile().await {
         Err(ConnectorError::Protocol(msg)) => assert!(msg.contains("v0.0.36.3"), "{msg}"),
         other => panic!("expected a clear version error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_decision_never_reaches_a_second_ask_under_the_same_tool_call_id() {
+    let (fake, c) = start().await;
+    let thread = fake.add_thread(fake.seed.research, "Tidy documents");
+    fake.interrupt(
+        thread,
+        fixtures::kb_rm("call_Task01", "/documents/cs-race-A.md"),
+    );
+    let snap = c.reconcile().await.unwrap();
+    let first = find(&snap.pending, &format!("{thread}:call_Task01")).clone();
+    // Before the reviewer's approval is sent, the first ask is answered in
+    // the web app and the subagent asks again in the same task.
+    let second_iid = fake
+        .ask_again(
+            thread,
+            "call_Task01",
+            "approve",
+            fixtures::kb_rm("call_Task01", "/documents/cs-approve.md"),
+        )
+        .unwrap();
+    let resumes_before = fake.received_resumes().len();
+    let (r, d) = decided(&first, 1, Outcome::Approve, None);
+    assert_eq!(
+        c.deliver(&r, &d).await,
+        Ok(Delivered::ResolvedElsewhere(
+            countersign_connector::resolved_elsewhere(&first.remote_id)
+        )),
+        "the ask the reviewer approved is gone; its approval must not go anywhere"
+    );
+    assert_eq!(
+        fake.received_resumes().len(),
+        resumes_before,
+        "nothing is sent: the only pending ask is one nobody has seen"
+    );
+    assert!(
+        !fake
+            .applied()
+            .iter()
+            .any(|a| a.args["path"] == "/documents/cs-approve.md"),
+        "the second rm did not run"
+    );
+    let again = c.reconcile().await.unwrap();
+    let second = find(&again.pending, &format!("{thread}:call_Task01"));
+    assert_eq!(
+        second.remote_id,
+        format!("{thread}:call_Task01:{second_iid}"),
+        "the second ask is a request of its own, shown as new"
+    );
+    assert_ne!(second.remote_id, first.remote_id);
+    assert_eq!(
+        second.arguments,
+        json!({"path": "/documents/cs-approve.md"})
+    );
+}
+
+#[tokio::test]
+async fn an_ask_whose_arguments_differ_from_what_was_decided_is_not_sent() {
+    let (fake, c) = start().await;
+    let snap = c.reconcile().await.unwrap();
+    let auto = find(&snap.pending, "413:call_Au77qz");
+    let (mut r, d) = decided(auto, 1, Outcome::Approve, None);
+    // What the reviewer saw, not what the platform holds now.
+    r.arguments = json!({"name": "a different automation"});
+    match c.deliver(&r, &d).await {
+        Err(ConnectorError::Rejected(msg)) => assert!(msg.contains("changed"), "{msg}"),
+        other => panic!("a changed ask is refused and shown again, got {other:?}"),
+    }
+    assert!(fake.received_resumes().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_deny_of_the_doom_loop_guard_that_surfsense_ignores_is_reported() {
+    let (fake, c) = start().await;
+    let snap = c.reconcile().await.unwrap();
+    let doom = find(&snap.pending, &format!("{}", 412)).clone();
+    let (r, d) = decided(&doom, 1, Outcome::Deny, None);
+    match c.deliver(&r, &d).await {
+        Ok(Delivered::ConfirmedWithNote(note)) => assert!(
+            note.contains("SurfSense continued the run despite the deny"),
+            "{note}"
+        ),
+        other => {
+            panic!("v0.0.38 runs on after this deny; the reviewer must be told, got {other:?}")
+        }
+    }
+    assert_eq!(fake.applied()[0].effect, "continued");
+}
+
+#[tokio::test]
+async fn a_deny_of_the_doom_loop_guard_that_ends_the_turn_is_plainly_confirmed() {
+    let fake = FakeSurfSense::start(Config {
+        doom_loop_reject_ignored: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = connector(&fake, &fake.seed.password.clone());
+    let snap = c.reconcile().await.unwrap();
+    let doom = find(&snap.pending, "412").clone();
+    let (r, d) = decided(&doom, 1, Outcome::Deny, None);
+    assert_eq!(
+        c.deliver(&r, &d).await,
+        Ok(Delivered::Confirmed),
+        "a server that honours the deny ends the turn; no note"
+    );
+    assert_eq!(fake.applied()[0].effect, "turn_ended");
+}
+
+#[tokio::test]
+async fn processes_sharing_a_session_log_in_once() {
+    let fake = FakeSurfSense::start(Config::default()).await.unwrap();
+    let store = MemorySessionStore::default();
+    let password = fake.seed.password.clone();
+    for _ in 0..20 {
+        // A new connector each time, like a new CLI process.
+        let c = sharing(&fake, &password, Some(store.clone()));
+        c.reconcile()
+            .await
+            .expect("signed in from the shared session");
+    }
+    assert_eq!(
+        fake.logins(),
+        1,
+        "SurfSense allows 5 logins a minute; the session is reused, not made again"
+    );
+    fake.expire_access_tokens();
+    let c = sharing(&fake, &password, Some(store.clone()));
+    c.reconcile().await.expect("refreshed");
+    let other = sharing(&fake, &password, Some(store.clone()));
+    other
+        .reconcile()
+        .await
+        .expect("the refreshed session is shared");
+    assert_eq!(
+        fake.logins(),
+        1,
+        "an expired token is refreshed, not logged in again"
+    );
+    assert_eq!(
+        fake.refreshes()
+            .iter()
+            .map(|r| r.outcome.as_str())
+            .collect::<Vec<_>>(),
+        vec!["rotated"],
+        "one refresh, by one process; the next adopts it instead of replaying the old token"
+    );
+    let stored = store.current().expect("kept").expose().to_owned();
+    assert!(
+        !stored.contains(&password),
+        "the password is never part of the session"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_password_is_tried_even_with_a_stored_session() {
+    let fake = FakeSurfSense::start(Config::default()).await.unwrap();
+    let store = MemorySessionStore::default();
+    sharing(&fake, &fake.seed.password.clone(), Some(store.clone()))
+        .reconcile()
+        .await
+        .unwrap();
+    match sharing(&fake, "not the password", Some(store.clone()))
+        .reconcile()
+        .await
+    {
+        Err(ConnectorError::Auth(msg)) => assert!(msg.contains("wrong email or password"), "{msg}"),
+        other => panic!("the session was made with another password; got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_sixth_login_in_a_minute_is_rate_limited_with_its_wait() {
+    let fake = FakeSurfSense::start(Config::default()).await.unwrap();
+    let password = fake.seed.password.clone();
+    for _ in 0..5 {
+        connector(&fake, &password).reconcile().await.unwrap();
+    }
+    match connector(&fake, "not the password").reconcile().await {
+        Err(ConnectorError::RateLimited { retry_after }) => assert!(
+            retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60),
+            "the wait is the one the server gives: {retry_after:?}"
+        ),
+        other => panic!(
+            "the limiter answers before the password is checked, so this is rate limiting, \
+             not a wrong password; got {other:?}"
+        ),
+    }
+    assert_eq!(fake.rate_limited_logins(), 1);
+}
+
+#[tokio::test]
+async fn the_probe_tells_whether_surfsense_answers() {
+    let (fake, c) = start().await;
+    c.probe().await.expect("up");
+    fake.stop().await;
+    assert!(
+        matches!(c.probe().await, Err(ConnectorError::Unavailable(_))),
+        "a stopped server refuses the connection"
+    );
+    fake.restart().await.unwrap();
+    c.probe().await.expect("back, with the same session");
+    assert_eq!(fake.logins(), 1);
 }

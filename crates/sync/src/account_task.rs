@@ -64,13 +64,77 @@ pub(crate) async fn run(
         failures = failures.saturating_add(1);
         let until = engine.now() + chrono::Duration::from_std(wait).unwrap_or_default();
         engine.report_failure(&account, &err, Some(until));
-        tokio::select! {
-            _ = sleep(wait) => {}
-            _ = wake.notified() => failures = 0,
-            _ = stop.changed() => break,
+        // A refused login or a rate limit is waited out; an unreachable
+        // platform is watched while a decision waits for it.
+        let watch = !matches!(
+            err,
+            SyncError::Connector(ConnectorError::Auth(_) | ConnectorError::RateLimited { .. })
+        );
+        match wait_out(
+            &engine,
+            &account,
+            connector.as_ref(),
+            wait,
+            watch,
+            &wake,
+            &mut stop,
+        )
+        .await
+        {
+            Waited::Stopped => break,
+            Waited::Woken => failures = 0,
+            Waited::Elapsed => {}
         }
     }
     engine.set_health(&account, ConnectionState::Stopped, None, None);
+}
+
+enum Waited {
+    Elapsed,
+    /// Asked to retry now, or the platform answered again.
+    Woken,
+    Stopped,
+}
+
+/// Sleeps out a backoff. With `watch`, while a decision of this account
+/// waits, checks every [`crate::Options::waiting_check`] whether the
+/// platform answers again (a cheap [`Connector::probe`]) and ends the wait
+/// as soon as it does, so a queued decision lands within seconds of the
+/// platform's return instead of after a backoff of up to a minute.
+async fn wait_out(
+    engine: &Engine,
+    account: &Account,
+    connector: &dyn Connector,
+    wait: Duration,
+    watch: bool,
+    wake: &Notify,
+    stop: &mut watch::Receiver<bool>,
+) -> Waited {
+    let deadline = tokio::time::Instant::now() + wait;
+    let check = engine
+        .shared
+        .options
+        .waiting_check
+        .max(Duration::from_millis(10));
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Waited::Elapsed;
+        }
+        // A decision may be made while this wait runs (in the app, or by
+        // the CLI in another process), so look every step.
+        let step = if watch { left.min(check) } else { left };
+        tokio::select! {
+            _ = sleep(step) => {
+                if watch && step < left && engine.has_waiting(account) && connector.probe().await.is_ok() {
+                    tracing::info!(account = %account.name, "the platform answers again; delivering what waits");
+                    return Waited::Woken;
+                }
+            }
+            _ = wake.notified() => return Waited::Woken,
+            _ = stop.changed() => return Waited::Stopped,
+        }
+    }
 }
 
 /// One connected session. Returns only on stop or failure.

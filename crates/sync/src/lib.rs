@@ -31,6 +31,9 @@ use tokio::sync::{broadcast, watch, Notify};
 
 /// What changed, for whoever shows it. The store already holds it when the
 /// event is sent, so a consumer that falls behind can simply re-query.
+// A decision event carries the request too; events are few, short-lived
+// and matched on by every consumer, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SyncEvent {
     RequestAdded(Request),
@@ -62,6 +65,11 @@ pub struct Options {
     /// How long to wait before checking on a decision whose outcome is
     /// uncertain (the platform did not answer in time).
     pub uncertain_retry: Duration,
+    /// While a decision waits for an account that is backing off, how
+    /// often to check (with [`Connector::probe`]) whether its platform
+    /// answers again, so the decision lands within this long of its return
+    /// rather than after the whole backoff.
+    pub waiting_check: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +80,7 @@ impl Default for Options {
             lease: Duration::from_secs(120),
             outbox_every: Duration::from_secs(5),
             uncertain_retry: Duration::from_secs(15),
+            waiting_check: Duration::from_secs(5),
         }
     }
 }
@@ -332,6 +341,9 @@ impl Engine {
     /// Claims and delivers due decisions of one account (or just `only`).
     /// With `retry_all`, decisions waiting for a later retry go now too (the
     /// platform was just reached).
+    /// Delivers due decisions; when one found its request gone from the
+    /// platform (answered elsewhere, or replaced by a new ask), reconciles
+    /// at once so whatever replaced it shows up now, not at the next poll.
     async fn deliver_due(
         &self,
         account: &Account,
@@ -339,6 +351,32 @@ impl Engine {
         only: Option<i64>,
         retry_all: bool,
     ) -> Vec<Decision> {
+        let (decisions, stale) = self.deliver_pass(account, connector, only, retry_all).await;
+        if stale {
+            if let Err(e) = self.reconcile(account, connector).await {
+                tracing::warn!(account = %account.name, "could not catch up after a request left: {e}");
+            }
+        }
+        decisions
+    }
+
+    /// True while a decision on this account waits to be delivered.
+    pub(crate) fn has_waiting(&self, account: &Account) -> bool {
+        self.shared
+            .store
+            .has_open_decisions(account.id)
+            .unwrap_or(false)
+    }
+
+    /// One pass over the outbox: the decisions as they stand afterwards,
+    /// and whether any found its request gone from the platform.
+    async fn deliver_pass(
+        &self,
+        account: &Account,
+        connector: &dyn Connector,
+        only: Option<i64>,
+        retry_all: bool,
+    ) -> (Vec<Decision>, bool) {
         let store = &self.shared.store;
         let claimed = match store.claim_due(
             account.id,
@@ -350,15 +388,22 @@ impl Engine {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(account = %account.name, "could not read the outbox: {e}");
-                return Vec::new();
+                return (Vec::new(), false);
             }
         };
         let mut out = Vec::new();
+        let mut stale = false;
+        let gone = |results: &[Result<Delivered, ConnectorError>]| {
+            results
+                .iter()
+                .any(|r| matches!(r, Ok(Delivered::ResolvedElsewhere(_))))
+        };
         let mut groups: Vec<(String, Vec<(Request, Decision)>)> = Vec::new();
         for c in claimed {
             let Some(group) = &c.request.extra.group else {
-                let result = connector.deliver(&c.request, &c.decision).await;
-                self.record_each(account, &[(c.request, c.decision)], result, &mut out);
+                let results = vec![connector.deliver(&c.request, &c.decision).await];
+                stale |= gone(&results);
+                self.record_each(account, &[(c.request, c.decision)], results, &mut out);
                 continue;
             };
             match groups.iter_mut().find(|(key, _)| key == &group.key) {
@@ -380,27 +425,34 @@ impl Engine {
             let complete = members
                 .iter()
                 .all(|m| items.iter().any(|(r, _)| r.id == m.id));
-            let result = if complete {
+            let results = if complete {
                 connector.deliver_group(&items).await
             } else {
-                Err(ConnectorError::Unavailable(
-                    "another decision of this group is still on its way".into(),
-                ))
+                Vec::new()
             };
-            self.record_each(account, &items, result, &mut out);
+            stale |= gone(&results);
+            self.record_each(account, &items, results, &mut out);
         }
-        out
+        (out, stale)
     }
 
+    /// Records one result per item; an item the connector gave no result
+    /// for (a short list) waits for the next pass.
     fn record_each(
         &self,
         account: &Account,
         items: &[(Request, Decision)],
-        result: Result<Delivered, ConnectorError>,
+        results: Vec<Result<Delivered, ConnectorError>>,
         out: &mut Vec<Decision>,
     ) {
+        let mut results = results.into_iter();
         for (request, decision) in items {
-            match self.record_delivery(account, request, decision, result.clone()) {
+            let result = results.next().unwrap_or_else(|| {
+                Err(ConnectorError::Unavailable(
+                    "another decision of this group is still on its way".into(),
+                ))
+            });
+            match self.record_delivery(account, request, decision, result) {
                 Ok(d) => out.push(d),
                 Err(e) => {
                     tracing::error!(account = %account.name, "could not record a delivery: {e}")
@@ -420,6 +472,9 @@ impl Engine {
         let now = self.now();
         let update = match &result {
             Ok(Delivered::Confirmed) => DecisionUpdate::Confirmed,
+            Ok(Delivered::ConfirmedWithNote(note)) => {
+                DecisionUpdate::ConfirmedWithNote(note.clone())
+            }
             Ok(Delivered::ResolvedElsewhere(_)) => DecisionUpdate::Failed {
                 error: "already resolved elsewhere".into(),
                 reopen: false,

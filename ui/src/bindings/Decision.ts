@@ -7,4 +7,10 @@ import type { JsonValue } from "./serde_json/JsonValue";
  * A stored decision: the draft plus its delivery state. Doubles as the
  * outbox entry until it is confirmed or failed.
  */
-export type Decision = { id: number, request_id: number, outcome: Outcome, comment: string | null, edited_arguments: JsonValue | null, response: string | null, decided_by: string, decided_at: string, delivery: Delivery, error: string | null, attempts: number, next_attempt_at: string | null, confirmed_at: string | null, };
+export type Decision = { id: number, request_id: number, outcome: Outcome, comment: string | null, edited_arguments: JsonValue | null, response: string | null, decided_by: string, decided_at: string, delivery: Delivery, error: string | null, attempts: number, next_attempt_at: string | null, confirmed_at: string | null, 
+/**
+ * What the platform did beyond taking the decision, when that is not
+ * what the decision says ("SurfSense continued the run despite the
+ * deny"). Shown wherever the decision is.
+ */
+note: string | null, };

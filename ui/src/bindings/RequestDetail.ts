@@ -31,6 +31,11 @@ extra: RequestExtra,
  */
 delivery: Delivery | null, delivery_error: string | null, 
 /**
+ * What the platform did instead of what the decision says, when it
+ * did ("SurfSense continued the run despite the deny").
+ */
+delivery_note: string | null, 
+/**
  * For requests answered together with others (a SurfSense thread):
  * how far the group is ("thread “Drafts”: 1 of 2 decided; sent
  * together once all are").

@@ -7,7 +7,13 @@
 //! `approve_always`, the doom-loop guard, `automation_create`, a
 //! legacy-shaped value, and an idle thread. Failure injection: expired
 //! access tokens, refresh replays, 409 with `Retry-After`, a silent gap
-//! mid-stream, error frames, re-interrupts, the PAT gate.
+//! mid-stream, error frames, re-interrupts, the PAT gate, a server that
+//! stops and comes back. As the real v0.0.38 does (`surfsense.md`,
+//! "Verified against the real server"): 5 logins a minute per IP, a
+//! second ask of one subagent under the same `tool_call_id`
+//! ([`FakeSurfSense::ask_again`]), pending asks listed in another order
+//! than the stream gave them, a doom-loop reject that runs on, reserved
+//! e-mail domains refused at registration.
 
 mod routes;
 mod state;
@@ -17,16 +23,20 @@ pub use state::{fixtures, Applied, Config, ReceivedResume, RefreshCall, ResumeOu
 use serde_json::Value;
 use state::Shared;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The running server: a stop signal and its task.
+type Server = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
 
 /// A running fake SurfSense server on `127.0.0.1`.
 pub struct FakeSurfSense {
     addr: SocketAddr,
     shared: Arc<Shared>,
     pub seed: Seed,
-    task: tokio::task::JoinHandle<()>,
+    server: Mutex<Option<Server>>,
 }
 
 impl FakeSurfSense {
@@ -38,19 +48,89 @@ impl FakeSurfSense {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shared, seed) = Shared::new(config);
-        let shared = Arc::new(shared);
-        let app = routes::router(shared.clone());
-        let task = crate::spawn_server(listener, app, "surfsense");
-        Ok(Self {
+        let fake = Self {
             addr,
-            shared,
+            shared: Arc::new(shared),
             seed,
-            task,
-        })
+            server: Mutex::new(None),
+        };
+        fake.serve(listener);
+        Ok(fake)
+    }
+
+    /// Serves on `listener`, with each client's address known (the login
+    /// limit is per IP).
+    fn serve(&self, listener: TcpListener) {
+        let (stop, mut stopped) = watch::channel(false);
+        let app =
+            routes::router(self.shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::warn!("fake surfsense stopped: {e}");
+            }
+        });
+        *self.server_slot() = Some((stop, task));
+    }
+
+    fn server_slot(&self) -> std::sync::MutexGuard<'_, Option<Server>> {
+        self.server.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the server down: it stops listening and its connections
+    /// close, so clients see "connection refused". Threads, asks and
+    /// tokens are kept for [`Self::restart`].
+    pub async fn stop(&self) {
+        let Some((stop, task)) = self.server_slot().take() else {
+            return;
+        };
+        let _ = stop.send(true);
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
+        {
+            // A resume stream still open: cut it, as a dying server would.
+            abort.abort();
+        }
+    }
+
+    /// Brings a stopped server back on the same port, with its state.
+    pub async fn restart(&self) -> std::io::Result<()> {
+        let listener = TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A subagent asks again in one task: its pending ask under
+    /// `tool_call_id` is answered elsewhere with `decision` (with the rest
+    /// of the thread), and a new ask arrives under the **same**
+    /// `tool_call_id` with a new `interrupt_id` and `value`'s action.
+    /// Returns the new `interrupt_id`.
+    pub fn ask_again(
+        &self,
+        thread_id: i64,
+        tool_call_id: &str,
+        decision: &str,
+        value: Value,
+    ) -> Option<String> {
+        self.shared
+            .data()
+            .ask_again(thread_id, tool_call_id, decision, value)
+    }
+
+    /// Logins refused by the rate limit (429) so far.
+    pub fn rate_limited_logins(&self) -> u32 {
+        self.shared.data().rate_limited_logins
     }
 
     /// Adds a workspace; returns its id.
@@ -185,6 +265,8 @@ impl FakeSurfSense {
 
 impl Drop for FakeSurfSense {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some((_, task)) = self.server_slot().take() {
+            task.abort();
+        }
     }
 }

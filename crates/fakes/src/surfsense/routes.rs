@@ -8,7 +8,7 @@
 
 use super::state::{card_key, iso, Caller, ReceivedResume, ResumeOutcome, Shared};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -28,6 +29,7 @@ type Params = Query<HashMap<String, String>>;
 pub(crate) fn router(shared: AppState) -> Router {
     Router::new()
         .route("/auth/desktop/login", post(login))
+        .route("/auth/register", post(register))
         .route("/auth/jwt/refresh", post(refresh))
         .route("/auth/session", get(session))
         .route("/users/me", get(me))
@@ -143,7 +145,22 @@ fn json_body(body: &Bytes) -> Result<Value, Response> {
     })
 }
 
-async fn login(State(s): State<AppState>, body: Bytes) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    // The limiter runs before the body is read or the password checked.
+    if let Err(wait) = s.login_allowed(peer.ip()) {
+        let mut r = fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!("Rate limit exceeded: 5 per 1 minute"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return r;
+    }
     let body = match json_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -152,6 +169,44 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Response {
     match s.login(field("email"), field("password")) {
         Some(tokens) => Json(tokens).into_response(),
         None => fail(StatusCode::BAD_REQUEST, json!("LOGIN_BAD_CREDENTIALS")),
+    }
+}
+
+/// Domains the e-mail validator refuses as special-use (RFC 6761).
+const RESERVED_DOMAINS: [&str; 6] = ["test", "invalid", "localhost", "local", "onion", "arpa"];
+
+/// `POST /auth/register`: 201 with the new user; 422 for an address the
+/// validator refuses (a reserved domain such as `….test`), 400 when taken.
+async fn register(State(s): State<AppState>, body: Bytes) -> Response {
+    let body = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (email, password) = (field("email"), field("password"));
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    let valid = domain.as_deref().is_some_and(|d| {
+        d.contains('.')
+            && !RESERVED_DOMAINS
+                .iter()
+                .any(|r| d == *r || d.ends_with(&format!(".{r}")))
+    });
+    if !valid || password.is_empty() {
+        return fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("value is not a valid email address: the domain name is a special-use or reserved name"),
+        );
+    }
+    match s.register(&email, &password) {
+        Some(id) => (
+            StatusCode::CREATED,
+            Json(json!({"id": id, "email": email, "is_active": true, "is_verified": false})),
+        )
+            .into_response(),
+        None => fail(
+            StatusCode::BAD_REQUEST,
+            json!("REGISTER_USER_ALREADY_EXISTS"),
+        ),
     }
 }
 
@@ -293,7 +348,12 @@ async fn pending_interrupts(
             .map(Value::from)
             .unwrap_or(Value::Null)
     };
-    Json(json!({"assistant_message_id": message, "pending_interrupts": t.pending})).into_response()
+    // The checkpoint's pending writes come back in another order than the
+    // stream emitted them (seen on the real server): clients must route by
+    // id, never by position.
+    let mut listed = t.pending.clone();
+    listed.reverse();
+    Json(json!({"assistant_message_id": message, "pending_interrupts": listed})).into_response()
 }
 
 async fn turn_status(
@@ -578,16 +638,31 @@ async fn run_stream(
     if tx.is_closed() {
         return ResumeOutcome::Cancelled;
     }
-    let again = {
+    let (again, ran) = {
         let mut d = s.data();
+        let before = d.applied.len();
         d.apply(id, &routed);
+        // The tools the resumed run called: approved asks, and a doom loop
+        // that went on (its repeated call runs again).
+        let ran: Vec<super::state::Applied> = d.applied[before..]
+            .iter()
+            .filter(|a| a.effect == "ran" || a.effect == "continued")
+            .cloned()
+            .collect();
         let again = d.reinterrupt.remove(&id).unwrap_or_default();
         for v in again {
             d.push_interrupt(id, v);
         }
-        d.thread(id).map(|t| t.pending.clone()).unwrap_or_default()
+        let again = d.thread(id).map(|t| t.pending.clone()).unwrap_or_default();
+        (again, ran)
     };
     let mut closing = vec![json!({"type": "text-end", "id": "t1"})];
+    for (i, a) in ran.iter().enumerate() {
+        let call = format!("call_run{i}_{}", &Uuid::new_v4().simple().to_string()[..6]);
+        closing.push(json!({"type": "tool-input-start", "toolCallId": call, "toolName": a.action}));
+        closing.push(json!({"type": "tool-input-available", "toolCallId": call, "toolName": a.action, "input": a.args}));
+        closing.push(json!({"type": "tool-output-available", "toolCallId": call, "output": {"status": "ok"}}));
+    }
     if !again.is_empty() {
         closing.push(json!({"type": "data-activity-timing", "data": {"status": "paused", "activeDurationMs": 1200}}));
         for v in &again {

@@ -21,6 +21,13 @@ pub struct Config {
     pub refresh_grace: Duration,
     /// Start with the doc's fixtures (see [`Seed`]).
     pub seed: bool,
+    /// Desktop logins allowed per minute per client IP (5 on the real
+    /// server; every test client is 127.0.0.1, so they share it).
+    pub logins_per_minute: u32,
+    /// v0.0.38 ignores a reject of the doom-loop guard: the run goes on and
+    /// makes the repeated call (`surfsense.md`, "Verified against the real
+    /// server"). `false` gives the intended behaviour, the turn ending.
+    pub doom_loop_reject_ignored: bool,
 }
 
 impl Default for Config {
@@ -29,6 +36,8 @@ impl Default for Config {
             access_lifetime: Duration::from_secs(3600),
             refresh_grace: Duration::from_secs(45),
             seed: true,
+            logins_per_minute: 5,
+            doom_loop_reject_ignored: true,
         }
     }
 }
@@ -138,6 +147,10 @@ pub(crate) struct Data {
     pub pats: HashMap<String, String>, // token → user id
     next_id: i64,
     pub logins: u32,
+    /// When each client IP tried to log in within the last minute.
+    pub login_attempts: HashMap<std::net::IpAddr, Vec<Instant>>,
+    /// Refused logins (429) so far.
+    pub rate_limited_logins: u32,
     pub refreshes: Vec<RefreshCall>,
     pub pending_calls: u32,
     pub thread_list_calls: u32,
@@ -153,6 +166,8 @@ pub(crate) struct Data {
     pub stream_gap: Duration,
     /// Interrupts a thread raises again right after its next resume.
     pub reinterrupt: HashMap<i64, Vec<Value>>,
+    /// See [`Config::doom_loop_reject_ignored`].
+    pub doom_loop_reject_ignored: bool,
 }
 
 pub(crate) struct Shared {
@@ -333,6 +348,8 @@ impl Shared {
             pats: HashMap::new(),
             next_id: 1000,
             logins: 0,
+            login_attempts: HashMap::new(),
+            rate_limited_logins: 0,
             refreshes: Vec::new(),
             pending_calls: 0,
             thread_list_calls: 0,
@@ -343,6 +360,7 @@ impl Shared {
             busy_replies: HashMap::new(),
             stream_gap: Duration::ZERO,
             reinterrupt: HashMap::new(),
+            doom_loop_reject_ignored: config.doom_loop_reject_ignored,
         };
         if config.seed {
             use fixtures::*;
@@ -476,6 +494,42 @@ impl Shared {
         })
     }
 
+    /// The login rate limit (slowapi's `5/minute` per IP, counted before
+    /// the credentials are looked at): `Err(seconds to wait)` when this
+    /// attempt is over the limit.
+    pub fn login_allowed(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        let limit = self.config.logins_per_minute as usize;
+        let window = Duration::from_secs(60);
+        let mut d = self.data();
+        let attempts = d.login_attempts.entry(ip).or_default();
+        attempts.retain(|at| at.elapsed() < window);
+        if attempts.len() >= limit {
+            let oldest = attempts.first().copied().unwrap_or_else(Instant::now);
+            let wait = window.saturating_sub(oldest.elapsed()).as_secs().max(1);
+            d.rate_limited_logins += 1;
+            return Err(wait);
+        }
+        attempts.push(Instant::now());
+        Ok(())
+    }
+
+    /// Adds a user; `None` when the e-mail is taken. (The real server also
+    /// creates the user a "My Workspace"; this fake shares its workspaces
+    /// among users, so it does not.)
+    pub fn register(&self, email: &str, password: &str) -> Option<String> {
+        let mut d = self.data();
+        if d.users
+            .iter()
+            .any(|(_, e, _)| e.eq_ignore_ascii_case(email))
+        {
+            return None;
+        }
+        let id = Uuid::new_v4().to_string();
+        d.users
+            .push((id.clone(), email.to_owned(), password.to_owned()));
+        Some(id)
+    }
+
     /// Desktop login: the tokens, or `None` for bad credentials.
     pub fn login(&self, email: &str, password: &str) -> Option<Value> {
         let user = {
@@ -586,6 +640,37 @@ impl Data {
         Some(key)
     }
 
+    /// A subagent asks a second time in one task, as the real server does:
+    /// its pending ask under `tool_call_id` is answered (by another client,
+    /// with `decision`), and a new ask comes with the **same**
+    /// `tool_call_id`, a new `interrupt_id` and `value`'s action. Returns
+    /// the new `interrupt_id`.
+    pub fn ask_again(
+        &mut self,
+        thread_id: i64,
+        tool_call_id: &str,
+        decision: &str,
+        mut value: Value,
+    ) -> Option<String> {
+        let t = self.thread(thread_id)?;
+        let at = t
+            .pending
+            .iter()
+            .position(|v| stamped(v) == Some(tool_call_id))?;
+        let others = t.pending.len();
+        // Answer every ask of the thread (the server takes them together),
+        // this one with `decision`, the rest approved.
+        let routed: Vec<Value> = (0..others)
+            .map(|i| json!({"type": if i == at { decision } else { "approve" }}))
+            .collect();
+        self.apply(thread_id, &routed);
+        value["tool_call_id"] = json!(tool_call_id);
+        value["interrupt_id"] = json!(hex_id());
+        let interrupt = value["interrupt_id"].as_str().map(str::to_owned);
+        self.push_interrupt(thread_id, value);
+        interrupt
+    }
+
     /// The exact routing rules of `resume_routing.py`: the decision for
     /// each pending value, in pending order, or the error text.
     pub fn route(&self, thread: &Thread, decisions: &[Value]) -> Result<Vec<Value>, String> {
@@ -693,8 +778,12 @@ impl Data {
                 }
                 merged
             };
+            let reject_ignored = self.doom_loop_reject_ignored;
             let (effect, ran_with) = match (decision.as_str(), doom, self_gated) {
-                (_, true, _) if decision.contains("reject") || decision.contains("cancel") => {
+                (_, true, _)
+                    if (decision.contains("reject") || decision.contains("cancel"))
+                        && !reject_ignored =>
+                {
                     ("turn_ended", args.clone())
                 }
                 (_, true, _) => ("continued", args.clone()),
