@@ -60,6 +60,9 @@ pub struct DecideResult {
     pub delivery: Option<Delivery>,
     /// Why it is queued or failed, or why it was refused.
     pub error: Option<String>,
+    /// What the platform did instead, when it took the decision but did
+    /// not do what it says.
+    pub note: Option<String>,
 }
 
 /// The account form. `id` edits an existing account; `secret` left empty
@@ -128,11 +131,13 @@ pub async fn decide(
                     id,
                     delivery: Some(d.delivery),
                     error: d.error,
+                    note: d.note,
                 },
                 Err(e) => DecideResult {
                     id,
                     delivery: None,
                     error: Some(IpcError::from(e).message),
+                    note: None,
                 },
             }
         }

@@ -8,6 +8,7 @@
 
 use crate::state::AppState;
 use countersign_inbox::SyncEvent;
+use countersign_model::Delivery;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,8 @@ struct Batch {
     added: Vec<countersign_model::Request>,
     gone: Vec<i64>,
     activity: Vec<countersign_model::Activity>,
+    /// Decisions the platform took but did not follow, with what it did.
+    not_as_decided: Vec<(countersign_model::Request, String)>,
 }
 
 impl Batch {
@@ -58,10 +61,16 @@ impl Batch {
                     self.gone.push(r.id);
                 }
             }
-            SyncEvent::Decision { request, .. } => {
+            SyncEvent::Decision { request, decision } => {
                 self.changes.requests = true;
                 if !request.status.is_pending() {
                     self.gone.push(request.id);
+                }
+                if let Some(note) = decision
+                    .note
+                    .filter(|_| decision.delivery == Delivery::Confirmed)
+                {
+                    self.not_as_decided.push((request, note));
                 }
             }
             SyncEvent::Activity(a) => {
@@ -121,6 +130,9 @@ fn everything() -> Changes {
 fn deliver(app: &AppHandle, state: &AppState, batch: Batch) {
     let prefs = state.prefs();
     state.notifier.close(batch.gone);
+    for (request, note) in batch.not_as_decided {
+        state.notifier.not_as_decided(request, note);
+    }
     if !prefs.dnd {
         state.notifier.requests(batch.added);
         if prefs.notify_activity {

@@ -22,6 +22,8 @@ enum Command {
     Requests(Vec<Request>),
     Activity(Vec<Activity>),
     Close(Vec<i64>),
+    /// A decision the platform took but did not follow.
+    NotAsDecided(Box<Request>, String),
 }
 
 /// Notification id → the requests it stands for.
@@ -57,6 +59,13 @@ impl Notifier {
         if !items.is_empty() {
             let _ = self.tx.send(Command::Activity(items));
         }
+    }
+
+    /// Says that a platform did not do what a decision said ("SurfSense
+    /// continued the run despite the deny"): the reviewer believes the
+    /// agent stopped, so this is shown even with notifications paused.
+    pub fn not_as_decided(&self, request: Request, note: String) {
+        let _ = self.tx.send(Command::NotAsDecided(Box::new(request), note));
     }
 
     pub fn close(&self, request_ids: Vec<i64>) {
@@ -116,6 +125,17 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
                     .appname("Countersign")
                     .summary(&summary)
                     .body("Reported by an agent; nothing to decide")
+                    .show()
+                {
+                    tracing::warn!("could not show a notification: {e}");
+                }
+            }
+            Command::NotAsDecided(request, note) => {
+                if let Err(e) = notify_rust::Notification::new()
+                    .appname("Countersign")
+                    .summary(&format!("Not as decided: {}", headline(&request)))
+                    .body(&text_only(&one_line(&note, 300)))
+                    .icon("dialog-warning")
                     .show()
                 {
                     tracing::warn!("could not show a notification: {e}");

@@ -139,6 +139,7 @@ export function renderDetail(
           badge(x.outcome, x.outcome === "deny" ? "bad" : "good"), " by ", x.decided_by, " · ", when(x.decided_at), " · ",
           badge(x.delivery, x.delivery === "confirmed" ? "good" : x.delivery === "failed" ? "bad" : "warn"),
           x.error ? h("span", { class: "error" }, ` ${x.error}`) : null,
+          x.note ? h("div", { class: "decision-note", "data-testid": "decision-note" }, `⚠ ${x.note}`) : null,
           x.comment ? h("div", { class: "comment" }, x.comment) : null)))
     : null;
 

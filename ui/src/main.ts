@@ -282,7 +282,9 @@ async function decide(ids: number[], input: DecideInput): Promise<void> {
     const queued = results.filter((r) => (r.delivery === "queued" || r.delivery === "sent") && !held.includes(r));
     const done = results.length - failed.length - queued.length - held.length;
     if (held.length) toast(`${verb}; ${held[0]!.error!.slice("held: ".length)}.`);
+    const noted = results.filter((r) => r.delivery === "confirmed" && r.note);
     if (done) toast(`${verb} ${done === 1 ? "the request" : `${done} requests`}: delivered`);
+    for (const n of noted) toast(`Request ${n.id}: ${n.note}`, "error");
     if (queued.length) toast(`${verb}, but not delivered yet (${queued[0]?.error ?? "platform unreachable"}). Countersign will retry.`, "warn");
     for (const f of failed) toast(`Request ${f.id}: ${f.error ?? "refused"}`, "error");
   } catch (e) {
@@ -332,7 +334,8 @@ function paintHistory(): void {
         r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,
         r.comment ? h("span", { class: "comment" }, `“${r.comment}”`) : null)),
     h("div", { class: "row-time" }, h("span", { title: when(r.decided_at ?? r.created_at) }, short(r.decided_at ?? r.created_at)),
-      r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null)))
+      r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null,
+      r.delivery_note ? h("span", { class: "badge bad", title: r.delivery_note, "data-testid": "delivery-note" }, "not as decided") : null)))
     : [h("div", { class: "empty small" }, app.historyFilter.search ? "No decision matches that search." : "Decided and expired requests are kept here.")]));
   box.querySelector(".current")?.scrollIntoView({ block: "nearest" });
   scheduleDetail(app.history[app.cursor]?.id ?? null);

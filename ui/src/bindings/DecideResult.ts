@@ -9,4 +9,9 @@ delivery: Delivery | null,
 /**
  * Why it is queued or failed, or why it was refused.
  */
-error: string | null, };
+error: string | null, 
+/**
+ * What the platform did instead, when it took the decision but did
+ * not do what it says.
+ */
+note: string | null, };
