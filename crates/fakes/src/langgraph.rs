@@ -5,19 +5,30 @@
 //! authority, background runs that resume by interrupt id, and the
 //! failure semantics (silent no-ops, wedged threads, plain resume with
 //! several pending).
+//!
+//! Interrupt ids behave as LangGraph derives them: from the namespace of
+//! the task that raised the interrupt, not from the ask. Each thread has a
+//! checkpoint that moves only when a step completes; a node that calls
+//! `interrupt()` again after a resume asks under the *same* id on the same
+//! checkpoint ([`FakeLangGraph::ask_again_after_resume`]), and a task that
+//! runs again raises its interrupt again under the same id, perhaps with a
+//! recomputed payload ([`FakeLangGraph::reraise`]). Every run is listed by
+//! `GET /threads/{id}/runs` with the resume it carried, including runs of
+//! other clients ([`FakeLangGraph::answer_elsewhere`]).
 
 // Handlers return the refusal to send as their error: a big `Err` is the
 // point here, and these paths are not hot.
 #![allow(clippy::result_large_err)]
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -44,6 +55,7 @@ pub enum Format {
 /// One resume as received by `POST /threads/{id}/runs`.
 #[derive(Debug, Clone)]
 pub struct ReceivedRun {
+    pub run_id: String,
     pub thread_id: String,
     pub assistant_id: String,
     pub resume: Value,
@@ -73,13 +85,33 @@ struct Thread {
     wedged: Option<String>,
     /// `thread.interrupts` shows `{}` although `/state` has them.
     stale: bool,
+    /// The checkpoint the pending interrupts belong to: it moves when a
+    /// step completes, not when a resume runs a task again.
+    checkpoint_id: String,
+    checkpoint_at: DateTime<Utc>,
+}
+
+impl Thread {
+    /// A step completed: the thread is at a new checkpoint, where new
+    /// tasks (and so new interrupt ids) start.
+    fn next_checkpoint(&mut self) {
+        self.checkpoint_id = Uuid::new_v4().to_string();
+        self.checkpoint_at = later_than(self.checkpoint_at);
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Run {
     run_id: String,
     thread_id: String,
+    assistant_id: String,
     status: String,
+    kwargs: Value,
+    multitask_strategy: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Its entry in `received`, for runs that came over HTTP.
+    received: Option<usize>,
 }
 
 #[derive(Default)]
@@ -89,7 +121,10 @@ struct Data {
     received: Vec<ReceivedRun>,
     state_calls: u32,
     /// Interrupts a thread raises again after its next successful resume.
-    reinterrupt: std::collections::HashMap<String, Vec<(Value, Option<Value>)>>,
+    reinterrupt: HashMap<String, Vec<(Value, Option<Value>)>>,
+    /// The ask a thread's node makes next, in the same task, after its
+    /// next successful resume.
+    ask_again: HashMap<String, (Value, Option<Value>)>,
 }
 
 struct Shared {
@@ -120,6 +155,12 @@ fn hex32() -> String {
 
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// Now, but strictly after `t` as the wire shows it (microseconds), so
+/// what happens next never looks simultaneous with what came before.
+fn later_than(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc::now().max(t + chrono::Duration::microseconds(1))
 }
 
 /// Example payloads of each format.
@@ -247,6 +288,8 @@ impl FakeLangGraph {
             error: None,
             wedged: None,
             stale: false,
+            checkpoint_id: Uuid::new_v4().to_string(),
+            checkpoint_at: now,
         });
         (id, ids)
     }
@@ -266,6 +309,8 @@ impl FakeLangGraph {
             error: None,
             wedged: None,
             stale: false,
+            checkpoint_id: Uuid::new_v4().to_string(),
+            checkpoint_at: now,
         });
         id
     }
@@ -309,6 +354,66 @@ impl FakeLangGraph {
             .data()
             .reinterrupt
             .insert(thread_id.to_owned(), interrupts);
+    }
+
+    /// After its next successful resume, the node that raised the answered
+    /// interrupt calls `interrupt()` once more, with this payload. As in
+    /// LangGraph, the new ask has the answered one's id (derived from the
+    /// task's namespace, which a resume does not change) and the thread
+    /// stays on its checkpoint.
+    pub fn ask_again_after_resume(
+        &self,
+        thread_id: &str,
+        value: Value,
+        response_schema: Option<Value>,
+    ) {
+        self.shared
+            .data()
+            .ask_again
+            .insert(thread_id.to_owned(), (value, response_schema));
+    }
+
+    /// Another client (Agent Inbox in a browser, a script) resumes the
+    /// thread with `resume`, as `POST /threads/{id}/runs` would. The run
+    /// finishes at once and is listed by `GET /threads/{id}/runs`, but it
+    /// is not in [`FakeLangGraph::runs`], which holds what was received
+    /// over HTTP. Returns the run id; `None` for an unknown thread.
+    pub fn answer_elsewhere(&self, thread_id: &str, resume: Value) -> Option<String> {
+        let run_id = {
+            let mut d = self.shared.data();
+            let graph = d
+                .threads
+                .iter()
+                .find(|t| t.id == thread_id)?
+                .metadata
+                .get("graph_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            start_run(
+                &mut d,
+                thread_id,
+                &assistant_id(&graph),
+                json!({"command": {"resume": resume}}),
+                json!("enqueue"),
+                false,
+            )
+        };
+        finish_run(&self.shared, &run_id);
+        Some(run_id)
+    }
+
+    /// The task of a pending interrupt ran again (as it does when another
+    /// interrupt of its thread is answered) and raised it again with this
+    /// payload: same id, same checkpoint, nothing answered.
+    pub fn reraise(&self, thread_id: &str, interrupt_id: &str, value: Value) {
+        let mut d = self.shared.data();
+        if let Some(t) = d.threads.iter_mut().find(|t| t.id == thread_id) {
+            if let Some(p) = t.pending.iter_mut().find(|p| p.id == interrupt_id) {
+                p.value = value;
+                t.updated_at = later_than(t.updated_at);
+            }
+        }
     }
 
     /// Calls to `GET /threads/{id}/state` so far.
@@ -367,7 +472,7 @@ fn router(shared: AppState) -> Router {
         .route("/threads/count", post(count))
         .route("/threads/{id}", get(thread))
         .route("/threads/{id}/state", get(state))
-        .route("/threads/{id}/runs", post(create_run))
+        .route("/threads/{id}/runs", post(create_run).get(list_runs))
         .route("/threads/{id}/runs/{rid}", get(get_run))
         .with_state(shared)
 }
@@ -578,8 +683,8 @@ async fn state(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<Str
         vec!["review"]
     };
     Json(json!({"values": t.values, "next": next, "tasks": tasks,
-        "checkpoint": {"thread_id": t.id, "checkpoint_ns": "", "checkpoint_id": hex32()},
-        "metadata": t.metadata, "created_at": iso(t.updated_at),
+        "checkpoint": {"thread_id": t.id, "checkpoint_ns": "", "checkpoint_id": t.checkpoint_id},
+        "metadata": t.metadata, "created_at": iso(t.checkpoint_at),
         "interrupts": t.pending.iter().map(interrupt_json).collect::<Vec<_>>()}))
     .into_response()
 }
@@ -689,12 +794,11 @@ async fn create_run(
             "\"assistant_id\" is a required property",
         );
     };
-    let resume = body
-        .pointer("/command/resume")
+    let strategy = body
+        .get("multitask_strategy")
         .cloned()
-        .unwrap_or(Value::Null);
-    let run_id = Uuid::new_v4().to_string();
-    {
+        .unwrap_or(json!("enqueue"));
+    let run_id = {
         let mut d = s.data();
         let Some(t) = d.threads.iter_mut().find(|t| t.id == id) else {
             return detail(StatusCode::NOT_FOUND, "Thread or assistant not found.");
@@ -711,63 +815,97 @@ async fn create_run(
                 &format!("Invalid assistant: '{assistant}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {graph}"),
             );
         }
-        if t.status == "busy"
-            && body.get("multitask_strategy").and_then(Value::as_str) == Some("reject")
-        {
+        if t.status == "busy" && strategy == "reject" {
             return detail(StatusCode::CONFLICT, "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.");
         }
-        t.status = "busy".into();
-        d.runs.push(Run {
-            run_id: run_id.clone(),
-            thread_id: id.clone(),
-            status: "pending".into(),
-        });
-        d.received.push(ReceivedRun {
-            thread_id: id.clone(),
-            assistant_id: assistant.clone(),
-            resume: resume.clone(),
-            status: "pending".into(),
-        });
-    }
+        let kwargs = json!({"input": body.get("input").cloned().unwrap_or(Value::Null),
+                            "command": body.get("command").cloned().unwrap_or(Value::Null)});
+        start_run(&mut d, &id, &assistant, kwargs, strategy.clone(), true)
+    };
     let delay = s.config.run_delay;
     let shared = s.clone();
-    let (rid, tid) = (run_id.clone(), id.clone());
+    let rid = run_id.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        finish_run(&shared, &rid, &tid, &resume);
+        finish_run(&shared, &rid);
     });
     let mut resp = Json(
         json!({"run_id": run_id, "thread_id": id, "assistant_id": assistant, "status": "pending",
-        "multitask_strategy": body.get("multitask_strategy").cloned().unwrap_or(json!("enqueue")),
+        "multitask_strategy": strategy,
         "kwargs": {"command": {"resume": body.pointer("/command/resume")}}}),
     )
     .into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/threads/{id}/runs/{}", resp_run(&s, &id))) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/threads/{id}/runs/{run_id}")) {
         resp.headers_mut().insert("content-location", v);
     }
     resp
 }
 
-fn resp_run(s: &Shared, thread: &str) -> String {
-    s.data()
-        .runs
-        .iter()
-        .rev()
-        .find(|r| r.thread_id == thread)
-        .map(|r| r.run_id.clone())
-        .unwrap_or_default()
+/// Records a new run of a thread (busy until it finishes); its id.
+/// `over_http` puts it in what [`FakeLangGraph::runs`] returns.
+fn start_run(
+    d: &mut Data,
+    thread_id: &str,
+    assistant: &str,
+    kwargs: Value,
+    multitask_strategy: Value,
+    over_http: bool,
+) -> String {
+    let run_id = Uuid::new_v4().to_string();
+    let mut created_at = Utc::now();
+    if let Some(t) = d.threads.iter_mut().find(|t| t.id == thread_id) {
+        // A run always starts after the checkpoint it resumes.
+        created_at = later_than(t.checkpoint_at);
+        t.status = "busy".into();
+    }
+    let received = over_http.then(|| {
+        d.received.push(ReceivedRun {
+            run_id: run_id.clone(),
+            thread_id: thread_id.to_owned(),
+            assistant_id: assistant.to_owned(),
+            resume: kwargs
+                .pointer("/command/resume")
+                .cloned()
+                .unwrap_or(Value::Null),
+            status: "pending".into(),
+        });
+        d.received.len() - 1
+    });
+    d.runs.push(Run {
+        run_id: run_id.clone(),
+        thread_id: thread_id.to_owned(),
+        assistant_id: assistant.to_owned(),
+        status: "pending".into(),
+        kwargs,
+        multitask_strategy,
+        created_at,
+        updated_at: created_at,
+        received,
+    });
+    run_id
 }
 
 /// The resume semantics of the doc.
-fn finish_run(s: &Shared, run_id: &str, thread_id: &str, resume: &Value) {
+fn finish_run(s: &Shared, run_id: &str) {
     let mut d = s.data();
+    let Some(run) = d.runs.iter().find(|r| r.run_id == run_id).cloned() else {
+        return;
+    };
+    let thread_id = run.thread_id.as_str();
+    let resume = run
+        .kwargs
+        .pointer("/command/resume")
+        .cloned()
+        .unwrap_or(Value::Null);
     let again = d.reinterrupt.get(thread_id).cloned();
+    let ask_again = d.ask_again.get(thread_id).cloned();
     let Some(t) = d.threads.iter_mut().find(|t| t.id == thread_id) else {
         return;
     };
-    let outcome: Result<bool, String> = (|| {
+    // The first interrupt this run answered, if any.
+    let outcome: Result<Option<Pending>, String> = (|| {
         if t.pending.is_empty() {
-            return Ok(false); // silent no-op
+            return Ok(None); // silent no-op
         }
         if let Some(bad) = &t.wedged {
             return Err(bad.clone());
@@ -783,7 +921,7 @@ fn finish_run(s: &Shared, run_id: &str, thread_id: &str, resume: &Value) {
             }
             None => vec![(t.pending[0].id.clone(), resume.clone())],
         };
-        let mut answered = false;
+        let mut first = None;
         for (id, answer) in answers {
             let Some(pos) = t.pending.iter().position(|p| p.id == id) else {
                 continue; // unknown id: raised again, still pending
@@ -806,22 +944,40 @@ fn finish_run(s: &Shared, run_id: &str, thread_id: &str, resume: &Value) {
             } else {
                 t.values = json!({"answers": [{"interrupt_id": p.id, "resume": answer}]});
             }
-            answered = true;
+            first.get_or_insert(p);
         }
-        Ok(answered)
+        Ok(first)
     })();
-    t.updated_at = Utc::now();
+    t.updated_at = later_than(t.updated_at);
+    let (mut used_again, mut used_ask_again) = (false, false);
     let status = match outcome {
         Ok(answered) => {
-            if answered {
-                if let Some(list) = &again {
-                    for (value, schema) in list {
+            if let Some(answered) = answered {
+                match &ask_again {
+                    // The node asks again in the same task: same
+                    // namespace, so the same id, on the same checkpoint.
+                    Some((value, schema)) => {
                         t.pending.push(Pending {
-                            task_id: Uuid::new_v4().to_string(),
-                            id: hex32(),
+                            task_id: answered.task_id,
+                            id: answered.id,
                             value: value.clone(),
                             response_schema: schema.clone(),
                         });
+                        used_ask_again = true;
+                    }
+                    None => {
+                        if t.pending.is_empty() {
+                            t.next_checkpoint();
+                        }
+                        for (value, schema) in again.iter().flatten() {
+                            t.pending.push(Pending {
+                                task_id: Uuid::new_v4().to_string(),
+                                id: hex32(),
+                                value: value.clone(),
+                                response_schema: schema.clone(),
+                            });
+                            used_again = true;
+                        }
                     }
                 }
             }
@@ -840,20 +996,27 @@ fn finish_run(s: &Shared, run_id: &str, thread_id: &str, resume: &Value) {
             "error"
         }
     };
-    if status == "success" && again.is_some() {
+    if used_again {
         d.reinterrupt.remove(thread_id);
     }
+    if used_ask_again {
+        d.ask_again.remove(thread_id);
+    }
+    let mut received = None;
     if let Some(r) = d.runs.iter_mut().find(|r| r.run_id == run_id) {
         r.status = status.into();
+        r.updated_at = later_than(r.created_at);
+        received = r.received;
     }
-    if let Some(r) = d
-        .received
-        .iter_mut()
-        .rev()
-        .find(|r| r.thread_id == thread_id && r.status == "pending")
-    {
+    if let Some(r) = received.and_then(|i| d.received.get_mut(i)) {
         r.status = status.into();
     }
+}
+
+fn run_json(r: &Run) -> Value {
+    json!({"run_id": r.run_id, "thread_id": r.thread_id, "assistant_id": r.assistant_id,
+           "created_at": iso(r.created_at), "updated_at": iso(r.updated_at), "status": r.status,
+           "metadata": {}, "kwargs": r.kwargs, "multitask_strategy": r.multitask_strategy})
 }
 
 async fn get_run(
@@ -870,8 +1033,42 @@ async fn get_run(
         .iter()
         .find(|r| r.run_id == rid && r.thread_id == tid)
     {
-        Some(r) => Json(json!({"run_id": r.run_id, "thread_id": r.thread_id, "status": r.status}))
-            .into_response(),
+        Some(r) => Json(run_json(r)).into_response(),
         None => detail(StatusCode::NOT_FOUND, "Run not found"),
     }
+}
+
+/// `GET /threads/{id}/runs?limit=&offset=`: newest first, `limit`
+/// defaulting to 10.
+async fn list_runs(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = gate(&s, &headers) {
+        return r;
+    }
+    let number = |k: &str, default: usize| {
+        q.get(k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let (limit, offset) = (number("limit", 10), number("offset", 0));
+    let d = s.data();
+    if !d.threads.iter().any(|t| t.id == id) {
+        return detail(
+            StatusCode::NOT_FOUND,
+            &format!("Thread with ID {id} not found"),
+        );
+    }
+    let mut runs: Vec<&Run> = d.runs.iter().filter(|r| r.thread_id == id).collect();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let page: Vec<Value> = runs
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(run_json)
+        .collect();
+    Json(Value::Array(page)).into_response()
 }

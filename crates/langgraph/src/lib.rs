@@ -12,8 +12,35 @@
 //! thread for good), sent keyed by interrupt id, and confirmed from the
 //! run and the thread state afterwards: a silent no-op ends as resolved
 //! elsewhere.
+//!
+//! **Identity.** An ask is `thread_id:interrupt_id` (`:index` added for
+//! each tool call of a batched HITL interrupt), and
+//! `thread_id:interrupt_id@run_id` (then `:index`) for a later ask under
+//! an interrupt id whose earlier ask that run answered. The protocol
+//! reference keys a pending approval by (`thread_id`, interrupt `id`)
+//! (`langgraph.md`, "Summary"), and a re-interrupt in a new step does come
+//! with a new id. But LangGraph derives the id from the namespace of the
+//! task that raised the interrupt (`Interrupt.from_ns`), not from the
+//! ask: a node that calls `interrupt()` again after a resume (an approval
+//! loop, a second question) asks under the same id, on the same
+//! checkpoint, with a new payload or even the same one. Keyed by the id
+//! alone, that second ask updated the first in place, and a decision on
+//! the first was sent to it. So the run that answered the id is part of
+//! the identity: the newest successful run, created after the thread's
+//! checkpoint (`/state`'s `created_at`), whose `command.resume` names the
+//! id or is a plain value (see [`runs`]). Answers through the newer
+//! `/commands` route are not runs, so an ask answered there and asked
+//! again with the very same payload would still look like the first.
+//!
+//! **Before sending**, `/state` and the thread's runs are read again: an
+//! ask no longer pending, or whose id a run answered since (the thread
+//! moved on to a new ask under it), is not sent and ends resolved
+//! elsewhere; an ask still pending but whose tool or arguments differ
+//! from what the reviewer saw (a task that ran again recomputes its
+//! payload) is not sent and goes back to the inbox.
 
 pub mod present;
+pub mod runs;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -66,7 +93,26 @@ pub struct LangGraphConfig {
 struct Seen {
     updated_at: String,
     requests: Vec<ObservedRequest>,
+    /// By ask key ([`present::ask_key`]).
     first_seen: HashMap<String, DateTime<Utc>>,
+}
+
+/// What `GET /threads/{id}/state` says about a thread's asks.
+#[derive(Default)]
+struct ThreadState {
+    /// The pending interrupts, `{id, value, response_schema?}`.
+    interrupts: Vec<Value>,
+    /// When the checkpoint they belong to was written; runs from before
+    /// it cannot have answered them.
+    checkpoint_at: Option<DateTime<Utc>>,
+}
+
+impl ThreadState {
+    fn interrupt(&self, id: &str) -> Option<&Value> {
+        self.interrupts
+            .iter()
+            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+    }
 }
 
 /// A LangGraph API server, for one account.
@@ -78,8 +124,13 @@ pub struct LangGraph {
 
 /// Threads asked for per search page.
 const PAGE: usize = 200;
-/// Starts the message of a delivery whose run did not finish in time; a
-/// retry that finds the interrupt gone then knows it was ours.
+/// Runs asked for per page of a thread's runs, and at most this many
+/// pages: runs since one checkpoint are few (one per answer).
+const RUN_PAGE: usize = 100;
+const RUN_PAGES: usize = 10;
+/// Starts the message of a delivery whose run did not finish in time,
+/// followed by ` (run <id>)`; a retry that finds the interrupt gone, or
+/// answered by that run, then knows it was ours.
 const UNFINISHED: &str = "the resume run had not finished";
 
 impl LangGraph {
@@ -199,7 +250,7 @@ impl LangGraph {
 
     /// The thread's pending interrupts, from `/state` (authoritative);
     /// `None` when the thread is gone.
-    async fn pending_of(&self, thread_id: &str) -> Result<Option<Vec<Value>>, ConnectorError> {
+    async fn state_of(&self, thread_id: &str) -> Result<Option<ThreadState>, ConnectorError> {
         let (status, headers, body) = self
             .call(self.request(Method::GET, &format!("/threads/{thread_id}/state")))
             .await?;
@@ -209,12 +260,53 @@ impl LangGraph {
         if !status.is_success() {
             return Err(status_error(status, &headers, detail(&body, &[])));
         }
-        Ok(Some(
-            body.get("interrupts")
+        Ok(Some(ThreadState {
+            interrupts: body
+                .get("interrupts")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default(),
-        ))
+            checkpoint_at: runs::created_at(&body),
+        }))
+    }
+
+    /// For each of `ids` pending on the thread, the run that answered the
+    /// ask before the pending one under that id (absent for a first ask).
+    /// Without a checkpoint time there is no telling which runs matter,
+    /// and every ask counts as a first one.
+    async fn generations(
+        &self,
+        thread_id: &str,
+        state: &ThreadState,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, ConnectorError> {
+        let Some(since) = state.checkpoint_at.filter(|_| !ids.is_empty()) else {
+            return Ok(HashMap::new());
+        };
+        let mut found = HashMap::new();
+        let mut offset = 0;
+        for _ in 0..RUN_PAGES {
+            let path = format!("/threads/{thread_id}/runs?limit={RUN_PAGE}&offset={offset}");
+            let (status, headers, body) = self.call(self.request(Method::GET, &path)).await?;
+            if status == StatusCode::NOT_FOUND {
+                break;
+            }
+            if !status.is_success() {
+                return Err(status_error(
+                    status,
+                    &headers,
+                    format!("runs: {}", detail(&body, &[])),
+                ));
+            }
+            let page = body.as_array().cloned().unwrap_or_default();
+            // Newest first: once a page reaches the checkpoint, the rest
+            // is older still.
+            if runs::fold_page(&page, since, ids, &mut found) || page.len() < RUN_PAGE {
+                break;
+            }
+            offset += page.len();
+        }
+        Ok(found.into_iter().map(|(id, (_, run))| (id, run)).collect())
     }
 
     async fn errored(&self) -> Option<u64> {
@@ -286,15 +378,23 @@ impl Connector for LangGraph {
                 Some(seen) => seen.first_seen,
                 None => HashMap::new(),
             };
-            let Some(interrupts) = self.pending_of(id).await? else {
+            let Some(state) = self.state_of(id).await? else {
                 continue;
             };
+            let ids: Vec<&str> = state
+                .interrupts
+                .iter()
+                .filter_map(|i| i.get("id").and_then(Value::as_str))
+                .collect();
+            let generations = self.generations(id, &state, &ids).await?;
             let mut first_seen = HashMap::new();
             let mut requests = Vec::new();
-            for i in &interrupts {
-                let iid = i.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
-                let at = earlier.get(&iid).copied().unwrap_or(now);
-                let seen = *first_seen.entry(iid).or_insert(at);
+            for i in &state.interrupts {
+                let iid = i.get("id").and_then(Value::as_str).unwrap_or("");
+                let generation = generations.get(iid).map(String::as_str);
+                let key = present::ask_key(iid, generation);
+                let at = earlier.get(&key).copied().unwrap_or(now);
+                let seen = *first_seen.entry(key).or_insert(at);
                 requests.extend(present::requests(
                     i,
                     &present::Place {
@@ -302,6 +402,7 @@ impl Connector for LangGraph {
                         graph: if graph.is_empty() { "graph" } else { graph },
                         assistant,
                         first_seen: seen,
+                        generation,
                     },
                 ));
             }
@@ -373,35 +474,83 @@ impl LangGraph {
                 .unwrap_or("")
                 .to_owned()
         };
+        let generation_of = |r: &Request| {
+            r.route
+                .get("generation")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let (thread, iid, assistant) = (
             text(first, "thread_id"),
             text(first, "interrupt_id"),
             text(first, "assistant_id"),
         );
-        if items
-            .iter()
-            .any(|(r, _)| text(r, "interrupt_id") != iid || text(r, "thread_id") != thread)
-        {
+        let generation = generation_of(first);
+        if items.iter().any(|(r, _)| {
+            text(r, "interrupt_id") != iid
+                || text(r, "thread_id") != thread
+                || generation_of(r) != generation
+        }) {
             return Err(ConnectorError::Rejected(
                 "decisions of different interrupts cannot be sent together".into(),
             ));
         }
+        let resolved = || Delivered::ResolvedElsewhere(resolved_elsewhere(&first.remote_id));
+        // Our own earlier attempt, if its run did not finish in time.
+        let earlier: Option<String> = items.iter().find_map(|(_, d)| unfinished_run(d));
         // Re-check right before sending: resuming an interrupt that is no
         // longer pending "succeeds" and does nothing.
-        let pending = self.pending_of(&thread).await?.unwrap_or_default();
-        let Some(live) = pending
-            .iter()
-            .find(|i| i.get("id").and_then(Value::as_str) == Some(iid.as_str()))
-        else {
-            let was_ours = items
-                .iter()
-                .any(|(_, d)| d.error.as_deref().is_some_and(|e| e.contains(UNFINISHED)));
-            return Ok(if was_ours {
+        let state = self.state_of(&thread).await?.unwrap_or_default();
+        let Some(live) = state.interrupt(&iid) else {
+            return Ok(if earlier.is_some() {
                 Delivered::Confirmed
             } else {
-                Delivered::ResolvedElsewhere(resolved_elsewhere(&first.remote_id))
+                resolved()
             });
         };
+        // The id may stand for a later ask now: a run answered the one
+        // decided, and the node asked again under the same id.
+        let now = self
+            .generations(&thread, &state, &[iid.as_str()])
+            .await?
+            .remove(&iid);
+        if now != generation {
+            return Ok(match (&now, &earlier) {
+                (Some(run), Some(ours)) if run == ours => Delivered::Confirmed,
+                _ => resolved(),
+            });
+        }
+        // The same ask: still as the reviewer saw it?
+        let asks = present::requests(
+            live,
+            &present::Place {
+                thread_id: &thread,
+                graph: "",
+                assistant: &assistant,
+                first_seen: self.cfg.clock.now(),
+                generation: generation.as_deref(),
+            },
+        );
+        // A batched interrupt with another number of tool calls is not the
+        // one decided, whichever of its calls still match.
+        let same_calls = first
+            .route
+            .get("count")
+            .and_then(Value::as_u64)
+            .is_none_or(|n| n == asks.len() as u64);
+        for (r, _) in items {
+            let what = match asks.iter().find(|a| a.remote_id == r.remote_id) {
+                Some(a) if same_calls && a.action != r.action => Some("tool"),
+                Some(a) if same_calls && a.arguments != r.arguments => Some("arguments"),
+                Some(_) if same_calls => None,
+                _ => Some("tool calls"),
+            };
+            if let Some(what) = what {
+                return Err(ConnectorError::Rejected(format!(
+                    "not sent: the interrupt's {what} changed on LangGraph since you decided; look at it again"
+                )));
+            }
+        }
         let decided: Vec<(Option<usize>, &str, &Decision)> = items
             .iter()
             .map(|(r, d)| {
@@ -429,11 +578,7 @@ impl LangGraph {
             .await?;
         match status.as_u16() {
             200..=299 => {}
-            404 => {
-                return Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(
-                    &first.remote_id,
-                )))
-            }
+            404 => return Ok(resolved()),
             409 => {
                 return Err(ConnectorError::RateLimited {
                     retry_after: if headers.contains_key(reqwest::header::RETRY_AFTER) {
@@ -453,19 +598,25 @@ impl LangGraph {
             .to_owned();
         match self.run_status(&thread, &run_id).await? {
             None => Err(ConnectorError::Uncertain(format!(
-                "{UNFINISHED}; checking the thread again later"
+                "{UNFINISHED} (run {run_id}); checking the thread again later"
             ))),
             Some(s) if s == "success" => {
-                let still = self.pending_of(&thread).await?.unwrap_or_default();
-                if still
-                    .iter()
-                    .any(|i| i.get("id").and_then(Value::as_str) == Some(iid.as_str()))
-                {
+                let after = self.state_of(&thread).await?.unwrap_or_default();
+                if after.interrupt(&iid).is_none() {
+                    return Ok(Delivered::Confirmed);
+                }
+                // Pending again under the same id: a new ask if our run
+                // answered the one decided.
+                let answered_by = self
+                    .generations(&thread, &after, &[iid.as_str()])
+                    .await?
+                    .remove(&iid);
+                if answered_by.as_deref() == Some(run_id.as_str()) {
+                    Ok(Delivered::Confirmed)
+                } else {
                     Err(ConnectorError::Rejected(
                         "LangGraph ran the resume but the interrupt is still pending".into(),
                     ))
-                } else {
-                    Ok(Delivered::Confirmed)
                 }
             }
             Some(s) => {
@@ -485,4 +636,17 @@ impl LangGraph {
             }
         }
     }
+}
+
+/// The run of an earlier attempt of this decision that had not finished
+/// (`""` when its message predates naming the run).
+fn unfinished_run(d: &Decision) -> Option<String> {
+    let error = d.error.as_deref()?;
+    let rest = &error[error.find(UNFINISHED)? + UNFINISHED.len()..];
+    Some(
+        rest.strip_prefix(" (run ")
+            .and_then(|r| r.split_once(')'))
+            .map(|(id, _)| id.to_owned())
+            .unwrap_or_default(),
+    )
 }

@@ -56,7 +56,7 @@ fn field<'a>(v: &'a Value, snake: &str, camel: &str) -> Option<&'a Value> {
     v.get(snake).or_else(|| v.get(camel))
 }
 
-/// Where an interrupt lives.
+/// Where an interrupt lives, and which ask under its id it is.
 pub struct Place<'a> {
     pub thread_id: &'a str,
     pub graph: &'a str,
@@ -64,6 +64,18 @@ pub struct Place<'a> {
     /// its graph.
     pub assistant: &'a str,
     pub first_seen: DateTime<Utc>,
+    /// The run that answered the ask before this one under the same
+    /// interrupt id; `None` for the first ask under it.
+    pub generation: Option<&'a str>,
+}
+
+/// An ask's key within its thread: the interrupt id, followed by
+/// `@run_id` when an earlier ask under that id was answered by that run.
+pub fn ask_key(interrupt_id: &str, generation: Option<&str>) -> String {
+    match generation {
+        Some(run) => format!("{interrupt_id}@{run}"),
+        None => interrupt_id.to_owned(),
+    }
 }
 
 fn words(list: Option<&Value>, map: fn(&str) -> Option<AllowedDecision>) -> Vec<AllowedDecision> {
@@ -126,7 +138,8 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
     let value = interrupt.get("value").cloned().unwrap_or(Value::Null);
     let schema = interrupt.get("response_schema").filter(|s| !s.is_null());
     let format = Format::of(&value);
-    let base_facts = vec![
+    let key = ask_key(iid, place.generation);
+    let mut base_facts = vec![
         Fact {
             name: "graph".into(),
             value: json!(place.graph),
@@ -144,13 +157,20 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
             value: json!(format.name()),
         },
     ];
+    if let Some(run) = place.generation {
+        base_facts.push(Fact {
+            name: "asked again after run".into(),
+            value: json!(run),
+        });
+    }
     let agent = Some(format!(
         "{} · thread {}",
         place.graph,
         short(place.thread_id)
     ));
     let route = |index: Option<usize>, count: usize| {
-        json!({"thread_id": place.thread_id, "interrupt_id": iid, "assistant_id": place.assistant,
+        json!({"thread_id": place.thread_id, "interrupt_id": iid, "generation": place.generation,
+               "assistant_id": place.assistant,
                "index": index, "count": count})
     };
     let make = |remote_id: String,
@@ -201,7 +221,7 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
             }
             let action = text(item.pointer("/action_request/action")).unwrap_or_else(|| "action".into());
             vec![make(
-                format!("{}:{iid}", place.thread_id),
+                format!("{}:{key}", place.thread_id),
                 action,
                 item.pointer("/action_request/args").cloned().unwrap_or(Value::Null),
                 text(item.get("description")),
@@ -231,11 +251,11 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
                         facts.push(Fact { name: "tool call".into(), value: json!(format!("{} of {n}", i + 1)) });
                     }
                     let group = (n > 1).then(|| Group {
-                        key: format!("interrupt:{iid}"),
+                        key: format!("interrupt:{key}"),
                         label: format!("interrupt with {n} tool calls"),
                     });
                     make(
-                        format!("{}:{iid}:{i}", place.thread_id),
+                        format!("{}:{key}:{i}", place.thread_id),
                         text(a.get("name")).unwrap_or_else(|| "tool".into()),
                         a.get("args").or_else(|| a.get("arguments")).cloned().unwrap_or(Value::Null),
                         text(a.get("description")).or_else(|| text(config.get("description"))),
@@ -252,7 +272,7 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
                 facts.push(Fact { name: "tool call id".into(), value: t.clone() });
             }
             vec![make(
-                format!("{}:{iid}", place.thread_id),
+                format!("{}:{key}", place.thread_id),
                 text(value.get("name")).unwrap_or_else(|| "tool".into()),
                 value.get("args").cloned().unwrap_or(Value::Null),
                 text(value.get("description")),
@@ -262,7 +282,7 @@ pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
             )]
         }
         Format::Unknown => vec![make(
-            format!("{}:{iid}", place.thread_id),
+            format!("{}:{key}", place.thread_id),
             "interrupt".into(),
             value.clone(),
             None,

@@ -1,6 +1,7 @@
 //! The LangGraph connector against the fake server: the three payload
 //! formats, several interrupts on one thread, the resume shapes, answers
-//! refused before they could wedge a thread, and silent no-ops.
+//! refused before they could wedge a thread, silent no-ops, and asks
+//! identified as LangGraph reuses interrupt ids.
 
 use chrono::Utc;
 use countersign_connector::{Connector, ConnectorError, Delivered};
@@ -437,5 +438,212 @@ async fn many_interrupted_threads_are_paged_and_only_changed_ones_are_read_again
         fake.state_calls(),
         230,
         "unchanged threads are not read again"
+    );
+}
+
+#[tokio::test]
+async fn an_ask_made_again_under_the_same_interrupt_id_is_new_and_the_old_decision_is_not_sent() {
+    let fake = FakeLangGraph::start(Config::default()).await.unwrap();
+    let c = connector(&fake, None);
+    let first = || {
+        payloads::agent_inbox(
+            "send_email",
+            json!({"to": "a@example.com"}),
+            true,
+            true,
+            false,
+            false,
+        )
+    };
+    let others = payloads::agent_inbox(
+        "send_email",
+        json!({"to": "everyone@example.com"}),
+        true,
+        true,
+        false,
+        false,
+    );
+    for (case, second) in [
+        ("other arguments", others),
+        ("the very same payload", first()),
+    ] {
+        let (t, ids) = fake.interrupted("approvals", vec![(first(), None)]);
+        // The node asks again after its resume: LangGraph keeps the id.
+        fake.ask_again_after_resume(&t, second.clone(), None);
+        let snap = c.reconcile().await.unwrap();
+        let decided = of(&snap.pending, &t)[0].clone();
+        assert_eq!(decided.remote_id, format!("{t}:{}", ids[0]), "{case}");
+
+        let other = fake
+            .answer_elsewhere(&t, json!([{"type": "accept", "args": null}]))
+            .unwrap();
+        assert_eq!(
+            fake.thread(&t).unwrap(),
+            ("interrupted".into(), vec![ids[0].clone()]),
+            "{case}: the second ask is pending under the first one's id"
+        );
+        assert!(
+            matches!(
+                c.deliver(&stored(&decided), &decision(Outcome::Approve)).await,
+                Ok(Delivered::ResolvedElsewhere(ref r)) if r.remote_id == decided.remote_id
+            ),
+            "{case}: the ask decided was answered elsewhere; the one pending now was never decided"
+        );
+        assert!(
+            fake.runs().is_empty(),
+            "{case}: nothing reached LangGraph, so the second ask was not approved by the first decision"
+        );
+
+        let snap = c.reconcile().await.unwrap();
+        let now = of(&snap.pending, &t);
+        assert_eq!(now.len(), 1, "{case}");
+        assert_eq!(
+            now[0].remote_id,
+            format!("{t}:{}@{other}", ids[0]),
+            "{case}: the second ask is a new request, known by the run that answered the first"
+        );
+        assert_eq!(
+            now[0].arguments, second[0]["action_request"]["args"],
+            "{case}"
+        );
+    }
+
+    // A re-interrupt in a new step comes with a new id: the decided one is
+    // simply gone.
+    let (t, ids) = fake.interrupted("approvals", vec![(first(), None)]);
+    fake.reinterrupt_after_resume(&t, vec![(first(), None)]);
+    let snap = c.reconcile().await.unwrap();
+    let decided = of(&snap.pending, &t)[0].clone();
+    fake.answer_elsewhere(&t, json!([{"type": "accept", "args": null}]))
+        .unwrap();
+    let next = fake.thread(&t).unwrap().1;
+    assert_ne!(next, ids, "a new step raises a new id");
+    assert!(matches!(
+        c.deliver(&stored(&decided), &decision(Outcome::Approve))
+            .await,
+        Ok(Delivered::ResolvedElsewhere(_))
+    ));
+    assert!(
+        fake.runs().is_empty(),
+        "nothing was sent for the answered ask"
+    );
+    let snap = c.reconcile().await.unwrap();
+    assert_eq!(
+        of(&snap.pending, &t)
+            .iter()
+            .map(|r| r.remote_id.clone())
+            .collect::<Vec<_>>(),
+        vec![format!("{t}:{}", next[0])],
+        "the first ask under a new id has no run in its identity"
+    );
+}
+
+#[tokio::test]
+async fn an_ask_whose_arguments_changed_since_the_decision_goes_back_unsent() {
+    let fake = FakeLangGraph::start(Config::default()).await.unwrap();
+    let (value, schema) = payloads::per_call(
+        "delete_file",
+        json!({"path": "old.txt"}),
+        &["approve", "reject"],
+    );
+    let (t, ids) = fake.interrupted("agent", vec![(value.clone(), Some(schema))]);
+    let c = connector(&fake, None);
+    let snap = c.reconcile().await.unwrap();
+    let decided = of(&snap.pending, &t)[0].clone();
+    // Its task ran again (another interrupt of the thread was answered)
+    // and recomputed the payload: same id, same tool call, nothing answered.
+    let mut recomputed = value;
+    recomputed["args"] = json!({"path": "/"});
+    fake.reraise(&t, &ids[0], recomputed);
+    match c
+        .deliver(&stored(&decided), &decision(Outcome::Approve))
+        .await
+    {
+        Err(ConnectorError::Rejected(m)) => assert!(
+            m.contains("arguments changed on LangGraph since you decided"),
+            "the reviewer is told why: {m}"
+        ),
+        other => panic!("an approval of old.txt must not delete /, got {other:?}"),
+    }
+    assert!(fake.runs().is_empty(), "nothing was sent");
+    let snap = c.reconcile().await.unwrap();
+    let now = of(&snap.pending, &t);
+    assert_eq!(
+        now[0].remote_id, decided.remote_id,
+        "no run answered it: still the same ask"
+    );
+    assert_eq!(
+        now[0].arguments,
+        json!({"path": "/"}),
+        "shown as it stands now"
+    );
+}
+
+#[tokio::test]
+async fn a_remote_id_is_the_thread_the_interrupt_id_the_run_that_answered_it_before_and_the_index()
+{
+    let fake = FakeLangGraph::start(Config::default()).await.unwrap();
+    let batch = || {
+        payloads::batched(&[
+            (
+                "send_email",
+                json!({"to": "c@example.com"}),
+                &["approve", "reject"],
+            ),
+            (
+                "delete_file",
+                json!({"path": "q3.txt"}),
+                &["approve", "reject"],
+            ),
+        ])
+    };
+    let (t, ids) = fake.interrupted("agent", vec![(batch(), None)]);
+    fake.ask_again_after_resume(&t, batch(), None);
+    let c = connector(&fake, None);
+    let snap = c.reconcile().await.unwrap();
+    let first = of(&snap.pending, &t);
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| r.remote_id.clone())
+            .collect::<Vec<_>>(),
+        vec![format!("{t}:{}:0", ids[0]), format!("{t}:{}:1", ids[0])],
+        "thread_id:interrupt_id:index for the first ask under an id"
+    );
+    assert_eq!(first[0].route["thread_id"], json!(t));
+    assert_eq!(first[0].route["interrupt_id"], json!(ids[0]));
+    assert_eq!(
+        first[0].route["generation"],
+        json!(null),
+        "no run answered it yet"
+    );
+
+    let items = [
+        (stored(first[0]), decision(Outcome::Approve)),
+        (stored(first[1]), decision(Outcome::Deny)),
+    ];
+    assert_eq!(
+        c.deliver_group(&items).await,
+        vec![Ok(Delivered::Confirmed); 2],
+        "our run answered it, even though the node at once asked again under the same id"
+    );
+    let ours = fake.runs()[0].run_id.clone();
+    let snap = c.reconcile().await.unwrap();
+    let again = of(&snap.pending, &t);
+    assert_eq!(
+        again
+            .iter()
+            .map(|r| r.remote_id.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            format!("{t}:{}@{ours}:0", ids[0]),
+            format!("{t}:{}@{ours}:1", ids[0])
+        ],
+        "thread_id:interrupt_id@run_id:index for the ask after the one our run answered"
+    );
+    assert_eq!(again[0].route["generation"], json!(ours));
+    assert_ne!(
+        again[0].extra.group, first[0].extra.group,
+        "the new ask's tool calls are answered together, apart from the old ones"
     );
 }
