@@ -12,6 +12,36 @@
 //! Resolving may run the approved tool inside the HTTP request, so it gets
 //! a long timeout and is never retried blindly: after a timeout the
 //! connector waits for the pending list to tell what happened.
+//!
+//! **Identity.** A request's `remote_id` is the approval's own `id`, the
+//! primary key of its `approval_requests` row, exactly as
+//! `GET /api/enterprise/approvals` gives it (a lower-case UUID), and
+//! nothing else. The protocol doc's "Data model" makes that id one ask's:
+//! a legacy approval gets a random UUID at every check, so an ask raised
+//! again is a new row and a new request; a runtime approval gets a UUIDv5
+//! of its Run and `runtime-approval:<action_type>:<tool_call_id>`, and
+//! a re-check of that tool call ("Runtime re-check", also after a policy
+//! change, since the existing row is looked up before the level) finds the
+//! row and writes nothing, so it is the same ask and no new one. In
+//! v1.11.3's source (`autonomy_service.py`) a row's `agent_id`,
+//! `action_type` and `details` are written once, at insert; resolving
+//! changes only `status` and `resolved_*`, and rows are deleted only with
+//! their whole company. No id ever names a second ask, so it is a sound
+//! identity. (Unchanged since the first release: stored ids need no
+//! migration.)
+//!
+//! Before resolving, `deliver` reads the pending list and looks for the
+//! id. Not listed any more (resolved elsewhere, deleted, or out of this
+//! account's sight): nothing is sent, and the approved and rejected lists
+//! tell how it ended; on a retry an outcome with our user and our verdict
+//! is our own earlier attempt. Listed, but with another agent, action
+//! type or details than the stored `request.raw` (what the reviewer saw):
+//! nothing is sent and the decision is refused, so the reviewer decides
+//! again; v1.11.3 cannot do that, the check guards against a release that
+//! would. Only then does the resolve go out. Clawith resolves without a
+//! row lock (the doc's "Concurrency"), so a resolve from elsewhere in the
+//! gap after the check can still apply too; the row it resolves is the
+//! one checked.
 
 mod pylit;
 pub mod wire;
@@ -431,33 +461,34 @@ impl Clawith {
             .collect())
     }
 
-    /// After an uncertain attempt: what the platform made of the approval.
-    async fn settle(
+    /// How an approval that is no longer pending ended. With `retry`, an
+    /// outcome by our user with our verdict is an earlier attempt of ours
+    /// whose answer was lost; on a first attempt nothing of ours was sent,
+    /// so it is never ours.
+    async fn ended(
         &self,
         request: &Request,
         verdict: &str,
-    ) -> Result<Option<Delivered>, ConnectorError> {
-        let pending = self.approvals("pending").await?;
-        if pending.iter().any(|(r, _)| r.id == request.remote_id) {
-            return Ok(None);
-        }
+        retry: bool,
+    ) -> Result<Delivered, ConnectorError> {
         let res = self
             .outcomes(&[request.remote_id.as_str()])
             .await?
             .pop()
             .unwrap_or_else(|| resolved_elsewhere(&request.remote_id));
-        let ours = res.decided_by.as_deref() == Some(self.cfg.reviewer.as_str())
+        let ours = retry
+            && res.decided_by.as_deref() == Some(self.cfg.reviewer.as_str())
             && res.outcome.as_deref()
                 == Some(if verdict == "approve" {
                     "approved"
                 } else {
                     "rejected"
                 });
-        Ok(Some(if ours {
+        Ok(if ours {
             Delivered::Confirmed
         } else {
             Delivered::ResolvedElsewhere(res)
-        }))
+        })
     }
 }
 
@@ -550,12 +581,23 @@ impl Connector for Clawith {
                 "the approval id is not a UUID".into(),
             ));
         }
-        if decision.attempts > 1 {
-            // An earlier attempt may have reached Clawith (and may still be
-            // running the tool): never send twice before knowing.
-            if let Some(done) = self.settle(request, verdict).await? {
-                return Ok(done);
-            }
+        let retry = decision.attempts > 1;
+        // The ask still pending must be the one decided (see the crate
+        // doc's "Identity"); otherwise nothing is sent.
+        let pending = self.approvals("pending").await?;
+        let Some((_, now)) = pending.iter().find(|(r, _)| r.id == request.remote_id) else {
+            return self.ended(request, verdict, retry).await;
+        };
+        if let Some(field) = wire::changed(&request.raw, now) {
+            return Err(ConnectorError::Rejected(format!(
+                "Clawith's approval {} changed since you decided (its {field} is not what you saw); \
+                 nothing was sent, decide again",
+                request.remote_id
+            )));
+        }
+        if retry {
+            // An earlier attempt may have reached Clawith and still be
+            // running the tool: never send twice before knowing.
             let since = self.now() - decision.decided_at;
             if decision.error.is_some() && since < ChronoDuration::seconds(TOOL_RUN_LIMIT) {
                 return Err(ConnectorError::Uncertain(
@@ -593,10 +635,9 @@ impl Connector for Clawith {
             return Ok(Delivered::Confirmed);
         }
         match wire::detail(&body).as_str() {
-            ALREADY_RESOLVED => Ok(self
-                .settle(request, verdict)
-                .await?
-                .unwrap_or_else(|| Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id)))),
+            // Resolved between the check and the resolve: by someone else,
+            // or on a retry perhaps by our earlier attempt finishing.
+            ALREADY_RESOLVED => self.ended(request, verdict, retry).await,
             NOT_FOUND => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id))),
             NOT_ALLOWED => Err(ConnectorError::Rejected(
                 "not allowed: only the agent's creator or a platform admin can resolve this approval".into(),

@@ -156,6 +156,18 @@ pub fn request(row: &ApprovalRow, base: &str, raw: Value) -> ObservedRequest {
     }
 }
 
+/// The fields of an approval row that make up the ask: who asks, for
+/// what, with which arguments.
+const ASK: [&str; 3] = ["agent_id", "action_type", "details"];
+
+/// The first field of the ask that differs between the row as the
+/// reviewer saw it and as it is pending now (an absent field counts as
+/// `null`), or `None` when it is the same ask.
+pub fn changed(seen: &Value, now: &Value) -> Option<&'static str> {
+    let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    ASK.into_iter().find(|k| field(seen, k) != field(now, k))
+}
+
 /// The agent id in a notification link (`/agents/<uuid>#…`).
 pub fn agent_of_link(link: &str) -> Option<&str> {
     let rest = link.strip_prefix("/agents/")?;

@@ -229,7 +229,63 @@ mod connector {
     }
 
     #[tokio::test]
-    async fn already_resolved_ends_as_resolved_elsewhere_with_who() {
+    async fn remote_id_is_the_approvals_own_id_and_a_runtime_recheck_is_the_same_ask() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let agent = fake.seed.archivist_id.clone();
+        let run = uuid::Uuid::new_v4().to_string();
+        let runtime = |path: &str| {
+            json!({"tool": "delete_file", "args": {"path": path}, "requested_by": fake.seed.dana_id,
+                   "runtime_scope": {"run_id": run, "tool_call_id": "call_9", "workspace_scope": "agent"}})
+        };
+        let id = fake
+            .autonomy(&agent, "delete_files", "L3", runtime("workspace/a.md"))
+            .unwrap();
+        let before = c.reconcile().await.unwrap().pending.len();
+        let seen = request_for(&c, &id).await;
+        assert_eq!(
+            seen.remote_id, id,
+            "the remote id is the approval's own id and nothing else"
+        );
+        // The Run checks the same tool call again (after a policy change,
+        // with other arguments): Clawith finds the row and writes nothing.
+        let again = fake.autonomy(&agent, "delete_files", "L2", runtime("workspace/b.md"));
+        assert_eq!(again.as_deref(), Some(id.as_str()));
+        let snap = c.reconcile().await.unwrap();
+        assert_eq!(
+            snap.pending.len(),
+            before,
+            "a re-check is the same ask, not a new request"
+        );
+        let same: Vec<_> = snap.pending.iter().filter(|r| r.remote_id == id).collect();
+        assert_eq!(
+            same[0].arguments["args"]["path"], "workspace/a.md",
+            "and it still asks what the reviewer saw"
+        );
+        let legacy = json!({"tool": "delete_file", "args": "{'path': 'workspace/c.md'}"});
+        let one = fake
+            .autonomy(&agent, "delete_files", "L3", legacy.clone())
+            .unwrap();
+        let two = fake.autonomy(&agent, "delete_files", "L3", legacy).unwrap();
+        let snap = c.reconcile().await.unwrap();
+        assert!(
+            [&one, &two]
+                .iter()
+                .all(|id| snap.pending.iter().any(|r| &r.remote_id == *id)),
+            "a legacy ask raised again is a second request under its own id"
+        );
+        assert_eq!(
+            c.deliver(&seen, &decision(Outcome::Deny, 1, None))
+                .await
+                .unwrap(),
+            Delivered::Confirmed,
+            "the ask checked before sending is the one decided"
+        );
+        assert_eq!(fake.approval(&id).unwrap().status, "rejected");
+    }
+
+    #[tokio::test]
+    async fn an_approval_resolved_before_sending_gets_nothing_and_ends_with_who() {
         let fake = FakeClawith::start(Config::default()).await.unwrap();
         let c = dana(&fake.url());
         let a = fake.seed.approvals[0].clone();
@@ -240,10 +296,14 @@ mod connector {
             .await
             .unwrap()
         else {
-            panic!("a 400 'Approval already resolved' is not a failure to retry");
+            panic!("an approval no longer pending is not a failure to retry");
         };
         assert_eq!(res.outcome.as_deref(), Some("rejected"));
         assert_eq!(res.decided_by, Some(format!("user {}", fake.seed.eli_id)));
+        assert!(
+            fake.received_resolves().is_empty(),
+            "the pending list showed it decided, so no resolve was sent"
+        );
         let gone = c.resolve_missing(&[request]).await.unwrap();
         assert_eq!(
             gone[0].outcome.as_deref(),
@@ -253,7 +313,46 @@ mod connector {
     }
 
     #[tokio::test]
-    async fn a_permission_error_keeps_the_request_with_a_clear_message() {
+    async fn an_approval_deleted_before_sending_gets_nothing() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let a = fake.seed.approvals[1].clone();
+        let request = request_for(&c, &a).await;
+        fake.delete_approval(&a);
+        let got = c
+            .deliver(&request, &decision(Outcome::Approve, 1, None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&got, Delivered::ResolvedElsewhere(r) if r.outcome.is_none()),
+            "gone without an outcome: {got:?}"
+        );
+        assert!(
+            fake.received_resolves().is_empty(),
+            "nothing is sent for an approval no longer listed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_first_attempt_never_claims_an_outcome_it_did_not_send() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let a = fake.seed.approvals[0].clone();
+        let request = request_for(&c, &a).await;
+        // dana approves in Clawith's web UI before Countersign sends.
+        fake.resolve_as(&a, &fake.seed.dana_id, true);
+        let got = c
+            .deliver(&request, &decision(Outcome::Approve, 1, None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&got, Delivered::ResolvedElsewhere(r) if r.outcome.as_deref() == Some("approved")),
+            "nothing of ours was sent, so the approval is someone else's doing: {got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_account_that_cannot_see_an_approval_sends_nothing_for_it() {
         let fake = FakeClawith::start(Config::default()).await.unwrap();
         let request = request_for(&dana(&fake.url()), &fake.seed.approvals[0]).await;
         let eli = connector_with(
@@ -263,22 +362,26 @@ mod connector {
             Settings::default(),
             Arc::new(SystemClock),
         );
-        let err = eli
+        assert!(
+            eli.reconcile().await.unwrap().pending.is_empty(),
+            "members only see their own agents' approvals"
+        );
+        let got = eli
             .deliver(&request, &decision(Outcome::Approve, 1, None))
             .await
-            .unwrap_err();
+            .unwrap();
         assert!(
-            matches!(&err, ConnectorError::Rejected(m) if m.starts_with("not allowed")),
-            "Clawith's 400 becomes a plain 'not allowed': {err}"
+            matches!(got, Delivered::ResolvedElsewhere(_)),
+            "not in this account's pending list: not this account's to answer"
+        );
+        assert!(
+            fake.received_resolves().is_empty(),
+            "an ask the account cannot see cannot be confirmed, so nothing is sent"
         );
         assert_eq!(
             fake.approval(&fake.seed.approvals[0]).unwrap().status,
             "pending",
-            "the request is kept"
-        );
-        assert!(
-            eli.reconcile().await.unwrap().pending.is_empty(),
-            "members only see their own agents' approvals"
+            "the approval stays for those who may answer it"
         );
     }
 
@@ -472,6 +575,30 @@ mod wire {
             }
             let _ = arguments(&serde_json::json!({"args": text}));
         }
+    }
+
+    #[test]
+    fn an_ask_with_other_details_under_the_same_id_is_a_changed_ask() {
+        use countersign_clawith::wire::changed;
+        let seen = serde_json::json!({"id": "a", "agent_id": "g", "action_type": "delete_files",
+            "details": {"tool": "delete_file", "args": {"path": "workspace/a.md"}},
+            "agent_name": "Archivist", "status": "pending"});
+        let mut now = seen.clone();
+        now["agent_name"] = "Renamed".into();
+        assert_eq!(
+            changed(&seen, &now),
+            None,
+            "a renamed agent asks the same thing"
+        );
+        now["details"]["args"]["path"] = "workspace/b.md".into();
+        assert_eq!(
+            changed(&seen, &now),
+            Some("details"),
+            "other arguments are another ask, whatever the id"
+        );
+        now = seen.clone();
+        now["action_type"] = "send_external_message".into();
+        assert_eq!(changed(&seen, &now), Some("action_type"));
     }
 
     #[test]

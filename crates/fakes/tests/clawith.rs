@@ -252,3 +252,37 @@ async fn lists_and_resolves_follow_v1_11_3() {
         .any(|r| r["action"] == "autonomy_check:write_workspace_files"
             && r["details"]["level"] == "L2"));
 }
+
+#[tokio::test]
+async fn a_runtime_recheck_reuses_its_approval_and_a_legacy_check_never_does() {
+    let f = FakeClawith::start(Config::default()).await.unwrap();
+    let agent = f.seed.archivist_id.clone();
+    let run = uuid::Uuid::new_v4().to_string();
+    let runtime = |path: &str| {
+        json!({"tool": "delete_file", "args": {"path": path}, "requested_by": f.seed.dana_id,
+               "runtime_scope": {"run_id": run, "tool_call_id": "call_7", "workspace_scope": "agent"}})
+    };
+    let first = f
+        .autonomy(&agent, "delete_files", "L3", runtime("workspace/a.md"))
+        .unwrap();
+    assert_eq!(
+        f.approval(&first).unwrap().details["runtime_scope"]["approval_correlation_id"],
+        format!("approval:{first}"),
+        "v1.11.3 writes the correlation id of the row it creates"
+    );
+    let again = f.autonomy(&agent, "delete_files", "L2", runtime("workspace/b.md"));
+    assert_eq!(
+        again.as_deref(),
+        Some(first.as_str()),
+        "the re-check of one tool call finds its approval, even after a policy change"
+    );
+    assert_eq!(
+        f.approval(&first).unwrap().details["args"]["path"],
+        "workspace/a.md",
+        "the row is written once: a re-check does not rewrite it"
+    );
+    let legacy = json!({"tool": "delete_file", "args": "{'path': 'workspace/a.md'}"});
+    let one = f.autonomy(&agent, "delete_files", "L3", legacy.clone());
+    let two = f.autonomy(&agent, "delete_files", "L3", legacy);
+    assert_ne!(one, two, "each legacy check is a new row with a random id");
+}

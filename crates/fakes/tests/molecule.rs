@@ -429,3 +429,127 @@ async fn control_routes_take_json_as_curl_sends_it() {
         .to_owned();
     assert_eq!(f.approval(&id).unwrap().action, "rotate prod db creds");
 }
+
+#[tokio::test]
+async fn ids_match_in_any_case_and_are_echoed_as_the_path_spelled_them() {
+    let (f, ws) = fake().await;
+    let c = Client::new();
+    let upper_ws = ws.to_uppercase();
+    let created: Value = c
+        .post(format!("{}/workspaces/{upper_ws}/approvals", f.url()))
+        .bearer_auth(ADMIN)
+        .json(&json!({"action": "push tag", "reason": "CI green"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["approval_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        id,
+        id.to_lowercase(),
+        "the database's own ids are lower-case"
+    );
+    let events = |c: Client, url: String| async move {
+        c.get(format!("{url}/events"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    };
+    let newest = events(c.clone(), f.url()).await[0].clone();
+    assert_eq!(
+        (
+            newest["event_type"].as_str(),
+            newest["workspace_id"].as_str()
+        ),
+        (Some("APPROVAL_REQUESTED"), Some(upper_ws.as_str())),
+        "REQUESTED is filed under the workspace id as the agent wrote it"
+    );
+    assert_eq!(
+        f.approval(&id).unwrap().workspace_id,
+        ws,
+        "the row keeps the database's spelling"
+    );
+    let upper_id = id.to_uppercase();
+    let r = c
+        .post(format!(
+            "{}/workspaces/{upper_ws}/approvals/{upper_id}/decide",
+            f.url()
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"decision": "denied", "decided_by": "mcp-client"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "Postgres matches UUIDs in any case"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["approval_id"], upper_id);
+    let newest = events(c.clone(), f.url()).await[0].clone();
+    assert_eq!(
+        (
+            newest["event_type"].as_str(),
+            newest["workspace_id"].as_str(),
+            newest["payload"]["approval_id"].as_str()
+        ),
+        (
+            Some("APPROVAL_DENIED"),
+            Some(upper_ws.as_str()),
+            Some(upper_id.as_str())
+        ),
+        "the decision event echoes both ids as the decider spelled them"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_deletes_pending_approvals_without_an_event() {
+    let (f, ws) = fake().await;
+    let child = f.add_workspace("Child", Some(&ws));
+    let c = Client::new();
+    let id = f.create_approval(&child, "deploy", "");
+    assert!(f.purge_workspace(&ws));
+    assert!(f.approval(&id).is_none(), "descendants' approvals go too");
+    let pending: Vec<Value> = c
+        .get(format!("{}/approvals/pending", f.url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(pending.is_empty());
+    let history: Vec<Value> = c
+        .get(format!("{}/workspaces/{child}/approvals", f.url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        history.is_empty(),
+        "the history of a purged workspace is empty"
+    );
+    let events: Vec<Value> = c
+        .get(format!("{}/events", f.url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        events[0]["event_type"], "APPROVAL_ESCALATED",
+        "the last event is still the create's: a purge announces no approval's end"
+    );
+}

@@ -7,6 +7,40 @@
 //! [`Settings::reconcile_secs`]. Decisions go to
 //! `POST /workspaces/{approval's own workspace}/approvals/{id}/decide`.
 //! REST calls never carry an `Origin` header (an unlisted one gets 403).
+//!
+//! **Identity.** A request's `remote_id` is the approval's own `id`
+//! (`approval_requests.id`, made by `gen_random_uuid()`), in lower case,
+//! and nothing else; its workspace id, lower-cased too, is in the route.
+//! That id names one ask for good (the protocol doc's "Data model", and
+//! the handlers in `approvals.go`): action, reason, task id and context
+//! are written only by the create's INSERT, deciding and the ten-minute
+//! expiry change only status and `decided_*`, nothing is ever reopened,
+//! a purge deletes rows, and a new ask always gets a new random UUID. The
+//! id is unique across workspaces, so the workspace is not part of it.
+//! Ids are lower-cased because, as "Checked against the real source"
+//! says, the server echoes ids as the client wrote them in the path:
+//! `APPROVAL_APPROVED`/`DENIED` carry the approval id and workspace id as
+//! the deciding client spelled them, `APPROVAL_REQUESTED` the workspace
+//! id as the agent spelled it, while the server's own ids (both lists,
+//! REQUESTED's `approval_id`) are lower-case; an id echoed in upper case
+//! is the same request. (Stored ids came from those lower-case sources,
+//! so they need no migration.)
+//!
+//! Before deciding, `deliver` reads the workspace's history
+//! (`GET /workspaces/{ws}/approvals`, which expires nothing). The row no
+//! longer pending: nothing is sent, and it ended as history says (expired,
+//! or decided elsewhere; on a retry, by our earlier attempt when verdict
+//! and `decided_by` are ours). Missing from a history shorter than its
+//! 50-row cap: the workspace was purged, nothing is sent, and the ask was
+//! withdrawn. Pending, but with another action, reason or task id than
+//! the reviewer saw: nothing is sent and the decision is refused, so the
+//! reviewer decides again (the server cannot do that; the check guards
+//! against a release that would). Only then does the decide go out. It
+//! is one conditional UPDATE on id, workspace and `status = 'pending'`,
+//! so it never lands on anything but that pending row; a 404 to it means
+//! someone came first. Behind 50 newer rows of its workspace the row is
+//! out of the history's sight, and that conditional decide is the only
+//! check.
 
 mod socket;
 pub mod wire;
@@ -17,7 +51,7 @@ use countersign_connector::http::{self, excerpt, status_error, transport};
 use countersign_connector::{
     resolved_elsewhere, Connector, ConnectorError, Delivered, Snapshot, UpdateStream,
 };
-use countersign_model::{Clock, Decision, Outcome, Request, Resolution, Secret};
+use countersign_model::{Clock, Decision, Outcome, Request, Resolution, Secret, Status};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -199,6 +233,26 @@ fn workspace_of(request: &Request) -> Option<&str> {
     request.route.get("workspace_id").and_then(|v| v.as_str())
 }
 
+/// The row of `id` in a workspace's history.
+fn row_of<'a>(rows: &'a [wire::HistoryRow], id: &str) -> Option<&'a wire::HistoryRow> {
+    rows.iter().find(|row| row.id.eq_ignore_ascii_case(id))
+}
+
+/// How a request missing from its workspace's history ended. A history
+/// shorter than its cap lists every row of the workspace, so the row was
+/// deleted with its workspace (a purge, which sends no event): withdrawn.
+/// A full one may just have pushed it out.
+fn missing_from(rows: &[wire::HistoryRow], remote_id: &str) -> Resolution {
+    if rows.len() < wire::LIST_CAP {
+        Resolution {
+            status: Status::Cancelled,
+            ..resolved_elsewhere(remote_id)
+        }
+    } else {
+        resolved_elsewhere(remote_id)
+    }
+}
+
 #[async_trait]
 impl Connector for Molecule {
     async fn reconcile(&self) -> Result<Snapshot, ConnectorError> {
@@ -243,15 +297,18 @@ impl Connector for Molecule {
         }
         let mut out = Vec::with_capacity(gone.len());
         for (ws, requests) in by_workspace {
+            if Uuid::parse_str(ws).is_err() {
+                // No history to ask (and a purge cannot be told apart).
+                out.extend(requests.iter().map(|r| resolved_elsewhere(&r.remote_id)));
+                continue;
+            }
             let rows = self.inner.history(ws).await?;
             for r in requests {
-                let found = rows.iter().find(|row| row.id == r.remote_id);
-                match found.map(wire::resolution_from_history) {
+                match row_of(&rows, &r.remote_id).map(wire::resolution_from_history) {
                     Some(Some(res)) => out.push(res),
                     // Still pending after all (a capped list): leave it be.
                     Some(None) => {}
-                    // Older than the 50 rows history shows.
-                    None => out.push(resolved_elsewhere(&r.remote_id)),
+                    None => out.push(missing_from(&rows, &r.remote_id)),
                 }
             }
         }
@@ -272,17 +329,56 @@ impl Connector for Molecule {
                 )))
             }
         };
-        let ws = workspace_of(request).unwrap_or_default();
+        // Sent in lower case, as the doc advises (routes stored before ids
+        // were canonical may hold the case an agent wrote).
+        let ws = wire::canonical_id(workspace_of(request).unwrap_or_default());
+        let ws = ws.as_str();
+        let id = wire::canonical_id(&request.remote_id);
         // Non-UUIDs reach Postgres and come back as 500s: refuse them here.
-        if Uuid::parse_str(ws).is_err() || Uuid::parse_str(&request.remote_id).is_err() {
+        if Uuid::parse_str(ws).is_err() || Uuid::parse_str(&id).is_err() {
             return Err(ConnectorError::Rejected(
                 "the request's workspace or approval id is not a UUID".into(),
             ));
         }
-        let url = format!(
-            "{}/workspaces/{ws}/approvals/{}/decide",
-            self.inner.base, request.remote_id
-        );
+        let retry = decision.attempts > 1;
+        // Ended elsewhere, or by an earlier attempt of ours whose answer
+        // was lost (only a retry can have one).
+        let ended = |row: &wire::HistoryRow| {
+            if retry
+                && row.status == verdict
+                && row.decided_by.as_deref() == Some(&self.inner.cfg.reviewer)
+            {
+                return Delivered::Confirmed;
+            }
+            Delivered::ResolvedElsewhere(
+                wire::resolution_from_history(row)
+                    .unwrap_or_else(|| resolved_elsewhere(&request.remote_id)),
+            )
+        };
+        // The ask still pending must be the one decided (see the crate
+        // doc's "Identity"); otherwise nothing is sent.
+        let rows = self.inner.history(ws).await?;
+        match row_of(&rows, &request.remote_id) {
+            Some(row) if row.status != "pending" => return Ok(ended(row)),
+            Some(row) => {
+                if let Some(part) = wire::changed(request, row) {
+                    return Err(ConnectorError::Rejected(format!(
+                        "Molecule AI's approval {} changed since you decided (its {part} is not \
+                         what you saw); nothing was sent, decide again",
+                        request.remote_id
+                    )));
+                }
+            }
+            None if rows.len() < wire::LIST_CAP => {
+                return Ok(Delivered::ResolvedElsewhere(missing_from(
+                    &rows,
+                    &request.remote_id,
+                )))
+            }
+            // Out of the history's sight: the conditional decide is the check.
+            None => {}
+        }
+        let url = format!("{}/workspaces/{ws}/approvals/{id}/decide", self.inner.base);
         let body =
             serde_json::json!({ "decision": verdict, "decided_by": self.inner.cfg.reviewer });
         let (status, resp) = self
@@ -292,22 +388,15 @@ impl Connector for Molecule {
         if status.is_success() {
             return Ok(Delivered::Confirmed);
         }
-        // 404: unknown, already decided, auto-expired or wrong workspace.
-        // History tells which, and whether an earlier attempt of ours (whose
-        // answer was lost) is what decided it.
+        // 404: decided or expired since the check (the conditional update
+        // changed nothing). History tells which, and whether an earlier
+        // attempt of ours is what decided it.
         tracing::info!("molecule: decide answered 404: {}", error_message(&resp));
         let rows = self.inner.history(ws).await.unwrap_or_default();
-        let row = rows.iter().find(|r| r.id == request.remote_id);
-        if let Some(row) = row {
-            if row.status == verdict && row.decided_by.as_deref() == Some(&self.inner.cfg.reviewer)
-            {
-                return Ok(Delivered::Confirmed);
-            }
-        }
-        Ok(Delivered::ResolvedElsewhere(
-            row.and_then(wire::resolution_from_history)
-                .unwrap_or_else(|| resolved_elsewhere(&request.remote_id)),
-        ))
+        Ok(match row_of(&rows, &request.remote_id) {
+            Some(row) => ended(row),
+            None => Delivered::ResolvedElsewhere(resolved_elsewhere(&request.remote_id)),
+        })
     }
 }
 

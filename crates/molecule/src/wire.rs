@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use countersign_connector::Update;
 use countersign_model::{
-    AllowedDecision, Kind, ObservedActivity, ObservedRequest, Resolution, Status,
+    AllowedDecision, Kind, ObservedActivity, ObservedRequest, Request, Resolution, Status,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,6 +27,12 @@ struct PendingRow {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HistoryRow {
     pub id: String,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub task_id: Option<String>,
     pub status: String,
     #[serde(default)]
     pub decided_by: Option<String>,
@@ -44,8 +50,17 @@ struct Envelope {
     payload: Value,
 }
 
-/// The pending list, at most this long, with no pagination.
+/// The pending list and a workspace's history, at most this long, with no
+/// pagination.
 pub const LIST_CAP: usize = 50;
+
+/// An approval or workspace id as Countersign keeps it: lower case. The
+/// server echoes ids as the client wrote them in the path (an upper-case
+/// UUID stays upper-case) while its own are lower-case, and Postgres
+/// compares UUIDs regardless of case; so must we.
+pub fn canonical_id(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
 
 fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
@@ -69,15 +84,16 @@ fn approval(
     if let Some(task) = non_empty(task_id) {
         arguments.insert("task_id".into(), Value::String(task));
     }
+    let workspace_id = canonical_id(workspace_id);
     ObservedRequest {
-        remote_id: id.to_owned(),
+        remote_id: canonical_id(id),
         route: json!({ "workspace_id": workspace_id }),
         kind: Kind::Approval,
         title: action.to_owned(),
         action: action.to_owned(),
         arguments: Value::Object(arguments),
         description: non_empty(reason),
-        agent: agent.or_else(|| Some(workspace_id.to_owned())),
+        agent: agent.or(Some(workspace_id)),
         tier: None,
         created_at,
         // The server denies pending rows older than the expiry at its next
@@ -125,8 +141,30 @@ pub fn parse_history(body: &[u8]) -> Result<Vec<HistoryRow>, String> {
         .map_err(|e| format!("approval history is not a JSON array: {e}"))?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| serde_json::from_value(r).ok())
+        .filter_map(|r| serde_json::from_value::<HistoryRow>(r).ok())
+        .map(|row| HistoryRow {
+            id: canonical_id(&row.id),
+            ..row
+        })
         .collect())
+}
+
+/// The first part of the ask that differs between the request as the
+/// reviewer saw it and its row now (action, reason, task id; the task id
+/// only where the reviewer saw one, as the pending list leaves it out),
+/// or `None` when it is the same ask.
+pub fn changed(seen: &Request, row: &HistoryRow) -> Option<&'static str> {
+    if row.action.as_deref() != Some(seen.action.as_str()) {
+        return Some("action");
+    }
+    if non_empty(row.reason.as_deref()) != seen.description {
+        return Some("reason");
+    }
+    let task = seen.arguments.get("task_id").and_then(Value::as_str);
+    if task.is_some() && non_empty(row.task_id.as_deref()).as_deref() != task {
+        return Some("task id");
+    }
+    None
 }
 
 /// Workspace id → name, from `GET /workspaces`.
@@ -137,7 +175,7 @@ pub fn parse_workspaces(body: &[u8]) -> Result<Vec<(String, String)>, String> {
         .iter()
         .filter_map(|w| {
             Some((
-                w.get("id")?.as_str()?.to_owned(),
+                canonical_id(w.get("id")?.as_str()?),
                 w.get("name")?.as_str()?.to_owned(),
             ))
         })
@@ -192,7 +230,8 @@ pub fn parse_frame(
             envelope.event
         ));
     }
-    let ws = envelope.workspace_id.as_str();
+    let ws = canonical_id(&envelope.workspace_id);
+    let ws = ws.as_str();
     let need = |key: &str| {
         field(p, key)
             .filter(|s| !s.is_empty())
@@ -213,7 +252,7 @@ pub fn parse_frame(
             details: p.clone(),
             occurred_at: envelope.timestamp,
             raw: raw.clone(),
-            request_remote_id: field(p, "approval_id").map(str::to_owned),
+            request_remote_id: field(p, "approval_id").map(canonical_id),
         })))
     };
     match envelope.event.as_str() {
@@ -235,7 +274,7 @@ pub fn parse_frame(
                 "denied"
             };
             Ok(Some(Update::Resolved(Resolution {
-                remote_id: need("approval_id")?.to_owned(),
+                remote_id: canonical_id(need("approval_id")?),
                 status: Status::ResolvedElsewhere,
                 outcome: Some(field(p, "decision").unwrap_or(decision).to_owned()),
                 decided_by: non_empty(field(p, "decided_by")),

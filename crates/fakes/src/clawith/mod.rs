@@ -50,7 +50,9 @@ impl FakeClawith {
     }
 
     /// One autonomy check of `level` (L1/L2/L3) by `agent_id`; the approval
-    /// id for L3.
+    /// id for L3. A runtime check of a tool call that already has an
+    /// approval writes nothing and returns that approval's id, unchanged,
+    /// whatever `level` and `details` say now (v1.11.3's re-check).
     pub fn autonomy(
         &self,
         agent_id: &str,

@@ -137,6 +137,19 @@ pub(crate) fn offset_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
+/// A runtime approval's identity: its Run and tool call, as v1.11.3's
+/// `_runtime_approval_identity` reads them (a UUID `run_id` and a
+/// non-empty `tool_call_id`); `None` for legacy details.
+fn runtime_identity(details: &Value) -> Option<(Uuid, String)> {
+    let scope = details.get("runtime_scope")?;
+    let run = Uuid::parse_str(scope.get("run_id")?.as_str()?).ok()?;
+    let call = scope
+        .get("tool_call_id")?
+        .as_str()
+        .filter(|c| !c.is_empty())?;
+    Some((run, call.to_owned()))
+}
+
 /// Names the ids the seed created, for tests.
 #[derive(Debug, Clone)]
 pub struct Seed {
@@ -275,6 +288,13 @@ impl Shared {
         self.autonomy_at(agent_id, action_type, level, details, Utc::now())
     }
 
+    /// [`Self::autonomy`] at a given time. A runtime check (details with a
+    /// `runtime_scope` naming a Run and a tool call) whose approval exists
+    /// already writes nothing and returns that approval, whatever the level
+    /// and the details now: v1.11.3 looks the row up before the policy.
+    /// (The real id is a UUIDv5 of the Run and
+    /// `runtime-approval:<action_type>:<tool_call_id>`; the fake finds the
+    /// row by those instead, which clients cannot tell apart.)
     pub fn autonomy_at(
         &self,
         agent_id: &str,
@@ -285,6 +305,16 @@ impl Shared {
     ) -> Option<String> {
         let mut d = self.data();
         let agent = d.agents.iter().find(|a| a.id == agent_id)?.clone();
+        let identity = runtime_identity(&details);
+        if let Some(key) = &identity {
+            if let Some(existing) = d.approvals.iter().find(|a| {
+                a.action_type == action_type && runtime_identity(&a.details).as_ref() == Some(key)
+            }) {
+                // Another agent under the same identity: v1.11.3 raises
+                // ValueError and the check fails without writing.
+                return (existing.agent_id == agent.id).then(|| existing.id.clone());
+            }
+        }
         let mut audit_details = details.clone();
         if let Some(obj) = audit_details.as_object_mut() {
             obj.insert("level".into(), json!(level));
@@ -315,6 +345,11 @@ impl Shared {
             }
             "L3" => {
                 let id = Uuid::new_v4().to_string();
+                let mut details = details;
+                if identity.is_some() {
+                    details["runtime_scope"]["approval_correlation_id"] =
+                        json!(format!("approval:{id}"));
+                }
                 d.approvals.push(Approval {
                     id: id.clone(),
                     agent_id: agent.id.clone(),

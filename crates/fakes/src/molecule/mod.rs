@@ -128,8 +128,16 @@ impl FakeMolecule {
         self.shared.backdate(approval_id, age);
     }
 
+    /// The row of an id, matched regardless of case as Postgres does.
     pub fn approval(&self, approval_id: &str) -> Option<Approval> {
         self.shared.approval(approval_id)
+    }
+
+    /// Purges a workspace (`DELETE /workspaces/:id?purge=true`): it, its
+    /// descendants and all their approvals, pending ones included, vanish
+    /// without an event. False for an unknown workspace.
+    pub fn purge_workspace(&self, workspace_id: &str) -> bool {
+        self.shared.purge_workspace(workspace_id)
     }
 
     /// Every decide call received, in order, including refused ones.

@@ -139,6 +139,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Ids are UUID columns: Postgres matches them whatever the case the path
+/// spelled them in, while responses and events echo the path string as
+/// sent (the doc's "Checked against the real source").
+fn same_id(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
 /// RFC 3339 as Molecule's REST layer writes it: up to microseconds, `Z`.
 pub(crate) fn rest_time(t: DateTime<Utc>) -> String {
     let s = t.to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -187,12 +194,14 @@ impl Shared {
         lock(&self.data)
             .workspaces
             .iter()
-            .find(|w| w.id == id)
+            .find(|w| same_id(&w.id, id))
             .cloned()
     }
 
     /// Inserts the row and emits its events before returning, as the real
-    /// handler does. `None` for an unknown workspace (the real 500).
+    /// handler does. `None` for an unknown workspace (the real 500). The
+    /// row keeps the database's spelling of the workspace id; the events
+    /// carry `workspace_id` as the path spelled it.
     pub fn create_approval(
         &self,
         workspace_id: &str,
@@ -204,7 +213,7 @@ impl Shared {
         let id = Uuid::new_v4().to_string();
         lock(&self.data).approvals.push(Approval {
             id: id.clone(),
-            workspace_id: workspace_id.to_owned(),
+            workspace_id: ws.id.clone(),
             task_id: task_id.to_owned(),
             action: action.to_owned(),
             reason: Some(reason.to_owned()),
@@ -229,7 +238,8 @@ impl Shared {
     }
 
     /// The atomic conditional update: first writer wins. With `workspace`,
-    /// the approval must belong to it (the REST path).
+    /// the approval must belong to it (the REST path), and the event echoes
+    /// both ids as the path spelled them.
     pub fn decide(
         &self,
         approval_id: &str,
@@ -240,16 +250,16 @@ impl Shared {
         let ws = {
             let mut data = lock(&self.data);
             let Some(row) = data.approvals.iter_mut().find(|a| {
-                a.id == approval_id
+                same_id(&a.id, approval_id)
                     && a.status == "pending"
-                    && workspace.is_none_or(|w| w == a.workspace_id)
+                    && workspace.is_none_or(|w| same_id(w, &a.workspace_id))
             }) else {
                 return false;
             };
             row.status = decision.to_owned();
             row.decided_by = Some(decided_by.to_owned());
             row.decided_at = Some(Utc::now());
-            row.workspace_id.clone()
+            workspace.map_or_else(|| row.workspace_id.clone(), str::to_owned)
         };
         let event = if decision == "approved" {
             "APPROVAL_APPROVED"
@@ -271,7 +281,7 @@ impl Shared {
         if let Some(a) = lock(&self.data)
             .approvals
             .iter_mut()
-            .find(|a| a.id == approval_id)
+            .find(|a| same_id(&a.id, approval_id))
         {
             a.created_at = Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
         }
@@ -322,7 +332,7 @@ impl Shared {
         let mut rows: Vec<&Approval> = data
             .approvals
             .iter()
-            .filter(|a| a.workspace_id == workspace_id)
+            .filter(|a| same_id(&a.workspace_id, workspace_id))
             .collect();
         rows.sort_by_key(|a| std::cmp::Reverse(a.created_at));
         rows.into_iter()
@@ -342,8 +352,34 @@ impl Shared {
         lock(&self.data)
             .approvals
             .iter()
-            .find(|a| a.id == id)
+            .find(|a| same_id(&a.id, id))
             .cloned()
+    }
+
+    /// `DELETE /workspaces/:id?purge=true`: hard-deletes the workspace, its
+    /// descendants and all their approval rows, pending ones included,
+    /// with no approval event. False for an unknown workspace.
+    pub fn purge_workspace(&self, id: &str) -> bool {
+        let mut data = lock(&self.data);
+        let Some(root) = data.workspaces.iter().find(|w| same_id(&w.id, id)) else {
+            return false;
+        };
+        let mut doomed = vec![root.id.clone()];
+        let mut i = 0;
+        while i < doomed.len() {
+            let parent = doomed[i].clone();
+            doomed.extend(
+                data.workspaces
+                    .iter()
+                    .filter(|w| w.parent_id.as_deref().is_some_and(|p| same_id(p, &parent)))
+                    .map(|w| w.id.clone()),
+            );
+            i += 1;
+        }
+        let gone = |ws: &str| doomed.iter().any(|d| same_id(d, ws));
+        data.approvals.retain(|a| !gone(&a.workspace_id));
+        data.workspaces.retain(|w| !gone(&w.id));
+        true
     }
 
     pub fn log_decision(&self, received: ReceivedDecision) {
