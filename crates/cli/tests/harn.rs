@@ -30,10 +30,17 @@ async fn pending(dir: &Path) -> Vec<Value> {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn id_of(list: &[Value], remote: &str) -> String {
+/// The local id of the ask under harn request id `request`; its remote id
+/// is `<request id>@<event id of its request event>`.
+fn id_of(list: &[Value], request: &str) -> String {
     list.iter()
-        .find(|r| r["remote_id"] == remote)
-        .unwrap_or_else(|| panic!("{remote} listed in {list:?}"))["id"]
+        .find(|r| {
+            r["remote_id"]
+                .as_str()
+                .and_then(|id| id.rsplit_once('@'))
+                .is_some_and(|(id, _)| id == request)
+        })
+        .unwrap_or_else(|| panic!("{request} listed in {list:?}"))["id"]
         .to_string()
 }
 

@@ -1,8 +1,13 @@
 //! Answering through the event log: the rows harn itself appends, written
 //! in one `BEGIN IMMEDIATE` transaction that re-reads the request first, so
-//! two reviewers answering at once cannot both finalize it.
+//! two reviewers answering at once cannot both finalize it, and an answer
+//! reaches only the ask it was given for: inside that transaction the ask
+//! pending under the request id must still be the one decided (same event
+//! id) with the content the reviewer saw, or nothing is written.
 
-use crate::hitl::{deadline, quorum_rules, tally, HitlKind, Tally, LEGACY_RESPONSES};
+use crate::hitl::{
+    ask_content, deadline, parse_remote_id, quorum_rules, tally, HitlKind, Tally, LEGACY_RESPONSES,
+};
 use crate::log::{self, append, last_row, waitpoint_topic};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -36,6 +41,10 @@ pub enum Written {
     Counted { approvals: usize, required: u64 },
     /// The waitpoint was no longer open: nothing was written.
     AlreadyClosed { status: String, by: Option<String> },
+    /// harn asked again under the same request id with other content (the
+    /// ask pending now began at `now_pending`): the decided ask is no longer
+    /// pending, and nothing was written.
+    Replaced { now_pending: i64 },
 }
 
 /// Why nothing was written.
@@ -56,6 +65,8 @@ pub enum AnswerError {
         kind: &'static str,
         answer: &'static str,
     },
+    #[error("harn's request `{0}` changed since you decided; nothing was sent, look at it again")]
+    Changed(String),
     #[error("harn has no waitpoint for `{0}`; nothing waits for this answer")]
     MissingWaitpoint(String),
     #[error("harn event log: {0}")]
@@ -73,30 +84,50 @@ fn headers(pairs: &[(&str, &str)]) -> Map<String, Value> {
         .collect()
 }
 
-/// Writes `answer` from `reviewer` to request `id`, as of `now`.
+/// Writes `answer` from `reviewer` to the ask `remote_id` names
+/// (`<request id>@<event id>`, see [`crate::hitl::remote_id`]), as of
+/// `now`. `seen` is the request envelope the reviewer decided on.
 pub fn answer(
     conn: &mut rusqlite::Connection,
-    id: &str,
+    remote_id: &str,
+    seen: &Value,
     reviewer: &str,
     answer: &Answer,
     now: DateTime<Utc>,
 ) -> Result<Written, AnswerError> {
+    let (id, decided_generation) = parse_remote_id(remote_id);
     let kind = HitlKind::of_id(id).ok_or_else(|| AnswerError::UnknownId(id.into()))?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
 
     // 1. Re-read everything about the request inside the write lock.
     let mut first: Option<Value> = None;
+    // The ask pending now: (event id it began at, newest envelope), folded
+    // as `HitlState` folds request events.
+    let mut pending: Option<(i64, Value)> = None;
     let mut responses = Vec::new();
     let mut timed_out = false;
-    let mut rows = log::rows_after(&tx, kind.topic(), 0)?;
-    rows.extend(log::rows_after(&tx, LEGACY_RESPONSES, 0)?);
-    for row in rows.iter().filter(|r| r.request_id() == Some(id)) {
+    // The legacy topic's rows come after the kind's own: its event ids
+    // are another sequence, and only responses and outcomes live there.
+    let own = log::rows_after(&tx, kind.topic(), 0)?;
+    let legacy = log::rows_after(&tx, LEGACY_RESPONSES, 0)?;
+    for (on_own_topic, row) in own
+        .iter()
+        .map(|r| (true, r))
+        .chain(legacy.iter().map(|r| (false, r)))
+        .filter(|(_, r)| r.request_id() == Some(id))
+    {
         let Some(payload) = &row.payload else {
             continue;
         };
         match row.kind.as_str() {
-            k if k == kind.request_event() => {
+            k if k == kind.request_event() && on_own_topic => {
                 first.get_or_insert_with(|| payload.clone());
+                pending = match pending.take() {
+                    Some((generation, latest)) if ask_content(&latest) == ask_content(payload) => {
+                        Some((generation, payload.clone()))
+                    }
+                    _ => Some((row.event_id, payload.clone())),
+                };
             }
             "hitl.response_received" | "hitl.escalation_accepted" => {
                 responses.push(payload.clone())
@@ -106,6 +137,12 @@ pub fn answer(
         }
     }
     let first = first.ok_or_else(|| AnswerError::MissingEnvelope(id.into()))?;
+    let (generation, latest) = pending.expect("set with `first`");
+    if decided_generation.is_some_and(|g| g != generation) {
+        return Ok(Written::Replaced {
+            now_pending: generation,
+        });
+    }
     let wp_topic = waitpoint_topic(id);
     let waitpoint = last_row(&tx, &wp_topic)?
         .and_then(|r| r.payload)
@@ -136,6 +173,11 @@ pub fn answer(
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         });
+    }
+    // Same ask by event id; the content check also covers ids stored
+    // without one, and anything the reviewer's copy says differently.
+    if ask_content(&latest) != ask_content(seen) {
+        return Err(AnswerError::Changed(id.into()));
     }
 
     // 2. The response, as HitlHostResponse with null fields omitted.

@@ -135,18 +135,18 @@ impl HarnApi {
         Ok(out)
     }
 
-    /// How request `id` ended, from a list of every status; a request the
-    /// server no longer lists (it restarted) was resolved elsewhere.
-    fn resolution_in(&self, items: &[Value], id: &str) -> Resolution {
-        items
-            .iter()
-            .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
-            .map(|i| self.resolution_of(i))
-            .unwrap_or_else(|| resolved_elsewhere(id))
+    /// How the ask `remote_id` ended, from a list of every status; an ask
+    /// the server no longer lists (it restarted) was resolved elsewhere,
+    /// one it re-registered under the same id was replaced.
+    fn resolution_in(&self, items: &[Value], remote_id: &str) -> Resolution {
+        match find_ask(items, remote_id) {
+            Ask::Listed(item) => self.resolution_of(item, remote_id),
+            Ask::Replaced => present::replaced(remote_id),
+            Ask::Gone => resolved_elsewhere(remote_id),
+        }
     }
 
-    fn resolution_of(&self, item: &Value) -> Resolution {
-        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+    fn resolution_of(&self, item: &Value, remote_id: &str) -> Resolution {
         let status = item.get("status").and_then(Value::as_str).unwrap_or("");
         let by = item
             .pointer("/response/reviewer")
@@ -159,7 +159,7 @@ impl HarnApi {
             _ => Status::ResolvedElsewhere,
         };
         Resolution {
-            remote_id: id.to_owned(),
+            remote_id: remote_id.to_owned(),
             status: s,
             outcome: Some(status.to_owned()).filter(|s| !s.is_empty()),
             decided_by: by,
@@ -196,9 +196,70 @@ fn api_error(
     }
 }
 
+/// The inbox identity of a listed permission request:
+/// `<id>@<created_at>`. `harn serve api` keeps one record per id and
+/// re-registering an id (a replayed or re-run request) replaces that record
+/// with a new `created_at`, so the pair names one registration — one ask.
+/// An item without `created_at` is known by its id alone.
+pub fn item_remote_id(item: &Value) -> Option<String> {
+    let id = item.get("id")?.as_str()?;
+    Some(match item.get("created_at").and_then(Value::as_str) {
+        Some(created) => format!("{id}@{created}"),
+        None => id.to_owned(),
+    })
+}
+
+/// A remote id split into the server's id and the registration time; an
+/// id without an RFC 3339 `@` suffix (stored before asks carried it) is
+/// the id alone.
+pub fn parse_remote_id(remote_id: &str) -> (&str, Option<&str>) {
+    match remote_id.rsplit_once('@') {
+        Some((id, created))
+            if chrono::DateTime::parse_from_rfc3339(created).is_ok() && !id.is_empty() =>
+        {
+            (id, Some(created))
+        }
+        _ => (remote_id, None),
+    }
+}
+
+/// Where the ask a remote id names stands in a list of every status.
+enum Ask<'a> {
+    /// Still this registration (pending or not).
+    Listed(&'a Value),
+    /// The id was registered again since: another ask.
+    Replaced,
+    /// Not listed at all.
+    Gone,
+}
+
+fn find_ask<'a>(items: &'a [Value], remote_id: &str) -> Ask<'a> {
+    let (id, created) = parse_remote_id(remote_id);
+    let Some(item) = items
+        .iter()
+        .find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+    else {
+        return Ask::Gone;
+    };
+    match created {
+        Some(c) if item.get("created_at").and_then(Value::as_str) != Some(c) => Ask::Replaced,
+        _ => Ask::Listed(item),
+    }
+}
+
+/// What a reviewer decides on in a listed item.
+fn item_content(item: &Value) -> Value {
+    json!({
+        "source": item.get("source"),
+        "action": item.get("action"),
+        "request": item.get("request"),
+    })
+}
+
 /// A listed permission request as an inbox request.
 pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest> {
     let id = item.get("id")?.as_str()?.to_owned();
+    let remote_id = item_remote_id(item)?;
     let route = json!({
         "source": "api",
         "session_id": item.get("session_id"),
@@ -223,8 +284,10 @@ pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest
                 first: envelope.clone(),
                 latest: envelope,
                 latest_event_id: 0,
+                generation: 0,
             };
             let mut r = present::request(&HitlState::default(), &entry, reviewer, route, None);
+            r.remote_id = remote_id;
             r.raw = item.clone();
             if let Some(p) = r.extra.progress.as_mut() {
                 // The API keeps no count: the first answer closes its record.
@@ -239,7 +302,7 @@ pub fn request_from_item(item: &Value, reviewer: &str) -> Option<ObservedRequest
                 .unwrap_or("tool")
                 .to_owned();
             Some(ObservedRequest {
-                remote_id: id,
+                remote_id,
                 route,
                 kind: Kind::Approval,
                 title: format!("Run {tool}"),
@@ -392,18 +455,45 @@ impl Connector for HarnApi {
         if let Some(reason) = &decision.comment {
             body["reason"] = json!(reason);
         }
+        // `respond` goes by id alone, so first make sure the ask listed under
+        // it is the one decided, with the content the reviewer saw. (A
+        // re-registration between this list and the POST cannot be seen:
+        // the server offers no conditional respond.)
+        let remote_id = request.remote_id.as_str();
+        let listed = self.list().await?;
+        match find_ask(&listed, remote_id) {
+            Ask::Gone => {
+                return Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(remote_id)));
+            }
+            Ask::Replaced => {
+                return Ok(Delivered::ResolvedElsewhere(present::replaced(remote_id)));
+            }
+            Ask::Listed(item) if item.get("status").and_then(Value::as_str) != Some("pending") => {
+                return Ok(Delivered::ResolvedElsewhere(
+                    self.resolution_of(item, remote_id),
+                ));
+            }
+            Ask::Listed(item) if item_content(item) != item_content(&request.raw) => {
+                return Err(ConnectorError::Rejected(format!(
+                    "harn's request `{}` changed since you decided; nothing was sent, look at it again",
+                    parse_remote_id(remote_id).0
+                )));
+            }
+            Ask::Listed(_) => {}
+        }
         let path = format!(
             "/v1/permission-requests/{}/respond",
-            url::form_urlencoded::byte_serialize(request.remote_id.as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(parse_remote_id(remote_id).0.as_bytes())
+                .collect::<String>()
         );
         let (status, value) = self
             .send(self.request(&c.http, Method::POST, &path).json(&body))
             .await?;
         match status {
             s if s.is_success() => Ok(Delivered::Confirmed),
-            StatusCode::NOT_FOUND => Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(
-                &request.remote_id,
-            ))),
+            StatusCode::NOT_FOUND => {
+                Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(remote_id)))
+            }
             _ => {
                 // 409: answered already, in flight, or its task ended.
                 let code = value
@@ -414,12 +504,12 @@ impl Connector for HarnApi {
                     return Ok(Delivered::ResolvedElsewhere(Resolution {
                         status: Status::Cancelled,
                         outcome: Some("the task ended".into()),
-                        ..resolved_elsewhere(&request.remote_id)
+                        ..resolved_elsewhere(remote_id)
                     }));
                 }
                 let listed = self.list().await?;
                 Ok(Delivered::ResolvedElsewhere(
-                    self.resolution_in(&listed, &request.remote_id),
+                    self.resolution_in(&listed, remote_id),
                 ))
             }
         }

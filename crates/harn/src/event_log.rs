@@ -3,7 +3,7 @@
 //! harn's own records.
 
 use crate::answer::{self, Answer, AnswerError, Written};
-use crate::hitl::{wanted_topic, HitlState};
+use crate::hitl::{self, wanted_topic, HitlState};
 use crate::log::{self, LogError, Tail};
 use crate::present;
 use async_trait::async_trait;
@@ -86,9 +86,23 @@ impl LogState {
         for row in rows {
             self.hitl.apply(row);
         }
-        let fresh: Vec<ObservedActivity> = std::mem::take(&mut self.hitl.new_activity)
+        let rows = std::mem::take(&mut self.hitl.new_activity);
+        let hitl = &self.hitl;
+        let fresh: Vec<ObservedActivity> = rows
             .iter()
             .filter_map(present::activity)
+            .map(|mut a| {
+                // Trust records name the request id; the inbox knows the
+                // ask by its remote id.
+                if let Some(entry) = a
+                    .request_remote_id
+                    .as_deref()
+                    .and_then(|id| hitl.entries.get(id))
+                {
+                    a.request_remote_id = Some(entry.remote_id());
+                }
+                a
+            })
             .collect();
         self.activity.extend(fresh.iter().cloned());
         Ok(fresh)
@@ -114,11 +128,21 @@ impl LogState {
         out
     }
 
+    /// How the ask `remote_id` ended. An ask harn replaced by asking again
+    /// under its request id ended then, whatever became of the new one.
     fn resolution(&self, config: &HarnLogConfig, remote_id: &str) -> Resolution {
-        self.hitl
-            .entries
-            .get(remote_id)
-            .and_then(|e| present::ended(&self.hitl, e, &config.reviewer, config.clock.now()))
+        let (id, generation) = hitl::parse_remote_id(remote_id);
+        let Some(e) = self.hitl.entries.get(id) else {
+            return resolved_elsewhere(remote_id);
+        };
+        if generation.is_some_and(|g| g != e.generation) {
+            return present::replaced(remote_id);
+        }
+        present::ended(&self.hitl, e, &config.reviewer, config.clock.now())
+            .map(|r| Resolution {
+                remote_id: remote_id.to_owned(),
+                ..r
+            })
             .unwrap_or_else(|| resolved_elsewhere(remote_id))
     }
 
@@ -254,12 +278,15 @@ impl Connector for HarnLog {
     ) -> Result<Delivered, ConnectorError> {
         let answer = answer_for(request, decision)?;
         let id = request.remote_id.clone();
+        // The envelope as the reviewer saw it: the store keeps it unchanged
+        // while a decision on it is on its way.
+        let seen = request.raw.clone();
         self.with_state(move |s, c| {
             // Answering re-reads what it needs inside its own transaction;
             // only a connection is needed, not a pass over the whole log.
             let conn = s.connection(c)?;
             let now = c.clock.now();
-            let written = answer::answer(conn, &id, &c.reviewer, &answer, now);
+            let written = answer::answer(conn, &id, &seen, &c.reviewer, &answer, now);
             let expired = |at| Resolution {
                 remote_id: id.clone(),
                 status: Status::Expired,
@@ -269,6 +296,9 @@ impl Connector for HarnLog {
             };
             match written {
                 Ok(Written::Resolved | Written::Counted { .. }) => Ok(Delivered::Confirmed),
+                Ok(Written::Replaced { .. }) => {
+                    Ok(Delivered::ResolvedElsewhere(present::replaced(&id)))
+                }
                 Ok(Written::AlreadyClosed { .. }) => {
                     s.refresh(c)?;
                     Ok(Delivered::ResolvedElsewhere(s.resolution(c, &id)))

@@ -113,8 +113,9 @@ pub enum Terminal {
     },
 }
 
-/// One request: its first envelope (harn resolves against it) and the
-/// newest (a replay's, which the inbox shows).
+/// One request id: its first envelope (harn resolves against it), the
+/// newest (a replay's, which the inbox shows), and the ask now pending
+/// under it.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub id: String,
@@ -122,6 +123,57 @@ pub struct Entry {
     pub first: Value,
     pub latest: Value,
     pub latest_event_id: i64,
+    /// Event id (on the kind's topic) of the request event that began the
+    /// ask now pending: the first one, or the latest re-emission whose
+    /// content differed from the ask before it. Replays that only move
+    /// timestamps keep it.
+    pub generation: i64,
+}
+
+impl Entry {
+    /// The inbox identity of the ask now pending under this id.
+    pub fn remote_id(&self) -> String {
+        remote_id(&self.id, self.generation)
+    }
+}
+
+/// `<request id>@<event id of the request event that began the ask>`.
+pub fn remote_id(request_id: &str, generation: i64) -> String {
+    format!("{request_id}@{generation}")
+}
+
+/// An event-log remote id split into harn's request id and the ask's
+/// event id. An id without a numeric `@` suffix is one stored before asks
+/// carried their event id: the request id alone, no generation.
+pub fn parse_remote_id(remote_id: &str) -> (&str, Option<i64>) {
+    match remote_id.rsplit_once('@') {
+        Some((id, generation)) if HitlKind::of_id(id).is_some() => match generation.parse() {
+            Ok(g) => (id, Some(g)),
+            Err(_) => (remote_id, None),
+        },
+        _ => (remote_id, None),
+    }
+}
+
+/// What a reviewer decides on in a request envelope: its kind, agent and
+/// payload, without the timestamps a replay recomputes (`requested_at`,
+/// `deadline`, also inside `approval_request`). Two envelopes of one
+/// request id with equal content are the same ask asked again.
+pub fn ask_content(envelope: &Value) -> Value {
+    let mut payload = envelope.get("payload").cloned().unwrap_or(Value::Null);
+    if let Some(p) = payload.as_object_mut() {
+        p.remove("requested_at");
+        p.remove("deadline");
+        if let Some(inner) = p.get_mut("approval_request").and_then(Value::as_object_mut) {
+            inner.remove("requested_at");
+            inner.remove("deadline");
+        }
+    }
+    json!({
+        "kind": envelope.get("kind"),
+        "agent": envelope.get("agent"),
+        "payload": payload,
+    })
 }
 
 /// Counting approvals as harn's `append_hitl_response_on` does.
@@ -265,6 +317,9 @@ pub struct HitlState {
     pub entries: HashMap<String, Entry>,
     /// `hitl.response_received` / `hitl.escalation_accepted` payloads, per id, in order.
     pub responses: HashMap<String, Vec<Value>>,
+    /// The event id of each of those responses when it is on the kind's
+    /// own topic (comparable with [`Entry::generation`]), else `None`.
+    pub response_events: HashMap<String, Vec<Option<i64>>>,
     pub terminals: HashMap<String, Terminal>,
     /// The newest `waitpoint.state` payload per waitpoint id.
     pub waitpoints: HashMap<String, Value>,
@@ -342,6 +397,13 @@ impl HitlState {
             self.entries
                 .entry(id.clone())
                 .and_modify(|e| {
+                    // harn keeps one waitpoint per id and lists the newest
+                    // envelope; a re-emission with other content (a re-run
+                    // handler asking something else under its deterministic
+                    // id) is a new ask, not the one a reviewer may have seen.
+                    if ask_content(&e.latest) != ask_content(&payload) {
+                        e.generation = row.event_id;
+                    }
                     e.latest = payload.clone();
                     e.latest_event_id = row.event_id;
                 })
@@ -351,6 +413,7 @@ impl HitlState {
                     first: payload.clone(),
                     latest: payload,
                     latest_event_id: row.event_id,
+                    generation: row.event_id,
                 });
             return;
         }
@@ -366,6 +429,10 @@ impl HitlState {
                     .entry(id.clone())
                     .or_default()
                     .push(payload.clone());
+                self.response_events
+                    .entry(id.clone())
+                    .or_default()
+                    .push(topic_kind.map(|_| row.event_id));
                 match kind {
                     HitlKind::Question => Some(Terminal::Answered { response: payload }),
                     HitlKind::Escalation
@@ -417,6 +484,30 @@ impl HitlState {
     /// The waitpoint's status, when one was written.
     pub fn waitpoint_status(&self, id: &str) -> Option<&str> {
         self.waitpoints.get(id)?.get("status")?.as_str()
+    }
+
+    /// Reviewers whose approval counts towards `e`'s quorum although they
+    /// gave it before the ask now pending began: harn tallies every
+    /// response to the request id, whatever envelope it answered.
+    pub fn earlier_approvers(&self, e: &Entry, counted: &[String]) -> Vec<String> {
+        let responses = self.responses.get(&e.id).map(Vec::as_slice).unwrap_or(&[]);
+        let events = self
+            .response_events
+            .get(&e.id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        counted
+            .iter()
+            .filter(|name| {
+                // The counted response is the reviewer's first one.
+                responses
+                    .iter()
+                    .zip(events)
+                    .find(|(r, _)| r.get("reviewer").and_then(Value::as_str) == Some(name.as_str()))
+                    .is_some_and(|(_, at)| at.is_some_and(|at| at < e.generation))
+            })
+            .cloned()
+            .collect()
     }
 
     /// harn's pending set (§6): requests without a terminal event.

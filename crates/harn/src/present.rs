@@ -20,7 +20,7 @@ pub fn ended(
 ) -> Option<Resolution> {
     let res = |status, outcome: Option<String>, by: Option<String>, at: Option<DateTime<Utc>>| {
         Some(Resolution {
-            remote_id: e.id.clone(),
+            remote_id: e.remote_id(),
             status,
             outcome,
             decided_by: by,
@@ -134,6 +134,15 @@ pub fn ended(
     None
 }
 
+/// How an ask ended that harn replaced by asking again under the same
+/// request id with other content: nothing was sent for it.
+pub fn replaced(remote_id: &str) -> Resolution {
+    Resolution {
+        outcome: Some("asked again under the same id with other content".into()),
+        ..countersign_connector::resolved_elsewhere(remote_id)
+    }
+}
+
 /// A request is a proposal when nobody waits on its answer.
 pub fn is_proposal(state: &HitlState, e: &Entry) -> bool {
     let action = e
@@ -225,6 +234,12 @@ pub fn request(
                 Tally::Pending { approvers } => approvers,
                 _ => Vec::new(),
             };
+            let earlier = state.earlier_approvers(e, &approvers);
+            fact(
+                &mut facts,
+                "Approved an earlier version",
+                Some(&json!(earlier)),
+            );
             if quorum > 1 || e.kind == HitlKind::DualControl {
                 extra.progress = Some(Progress {
                     approvals: approvers.len() as u32,
@@ -262,6 +277,10 @@ pub fn request(
                 extra.read_only = Some(format!(
                     "Only {} may answer this; this account answers as {reviewer}.",
                     allow.join(", ")
+                ));
+            } else if earlier.iter().any(|a| a == reviewer) {
+                extra.read_only = Some(format!(
+                    "{reviewer} approved an earlier version of this request; harn still counts that approval and takes no second answer from {reviewer}."
                 ));
             } else if approvers.iter().any(|a| a == reviewer) {
                 extra.read_only = Some(format!(
@@ -324,7 +343,7 @@ pub fn request(
         allowed
     };
     ObservedRequest {
-        remote_id: e.id.clone(),
+        remote_id: e.remote_id(),
         route,
         kind,
         title,

@@ -3,6 +3,7 @@
 
 use countersign_connector::{Connector, ConnectorError, Delivered, Update};
 use countersign_fakes::harn::{verify_log, ApprovalOptions, FakeHarnLog, WaitOutcome};
+use countersign_harn::hitl::parse_remote_id;
 use countersign_harn::{HarnLog, HarnLogConfig};
 use countersign_model::{
     AllowedDecision, Decision, Delivery, Kind, ObservedRequest, Outcome, Platform, Request, Status,
@@ -45,13 +46,32 @@ async fn pending(c: &HarnLog) -> Vec<ObservedRequest> {
     c.reconcile().await.expect("reconcile").pending
 }
 
+/// The request id part of a remote id (`<request id>@<event id>`).
+fn request_id(r: &ObservedRequest) -> &str {
+    parse_remote_id(&r.remote_id).0
+}
+
+/// The pending ask under harn request id `id`, as the store would hold it.
 async fn find(c: &HarnLog, id: &str) -> Request {
     let o = pending(c)
         .await
         .into_iter()
-        .find(|r| r.remote_id == id)
+        .find(|r| request_id(r) == id)
         .unwrap_or_else(|| panic!("{id} should be pending"));
     Request::observed_as_pending(&o, 1, "harn", Platform::Harn)
+}
+
+/// The event id of the `n`-th request event (0-based) for `id` on `topic`.
+fn request_event(log: &FakeHarnLog, topic: &str, id: &str, n: usize) -> i64 {
+    log.rows(topic)
+        .into_iter()
+        .filter(|r| {
+            r.1.ends_with("_requested") || r.1.ends_with("_asked") || r.1.ends_with("_issued")
+        })
+        .filter(|r| r.2["request_id"] == id)
+        .nth(n)
+        .unwrap_or_else(|| panic!("request event {n} of {id}"))
+        .0
 }
 
 fn reviewers(list: &[&str], quorum: u64) -> ApprovalOptions {
@@ -401,7 +421,26 @@ async fn a_replayed_request_is_one_row_showing_the_newest_envelope() {
         all[0].created_at > first.created_at,
         "the newest envelope is shown"
     );
-    assert_eq!(log.hitl_pending(), vec![id]);
+    assert_eq!(
+        all[0].remote_id, first.remote_id,
+        "a replay that only moves timestamps is the same ask, so it keeps its identity"
+    );
+    assert_eq!(log.hitl_pending(), vec![id.clone()]);
+    let waiter = log.wait(&id);
+    assert_eq!(
+        c.deliver(&first, &decision(Outcome::Approve, None, None))
+            .await
+            .unwrap(),
+        Delivered::Confirmed,
+        "a decision on the ask as first seen still reaches it after a replay of the same content"
+    );
+    assert!(
+        matches!(
+            waiter.result(Duration::from_secs(2)),
+            Some((WaitOutcome::Completed(_), _))
+        ),
+        "the waiting script is released"
+    );
 }
 
 #[tokio::test]
@@ -484,7 +523,7 @@ async fn new_requests_and_answers_from_elsewhere_arrive_on_the_live_channel() {
     else {
         panic!("a new request is reported")
     };
-    assert_eq!(r.remote_id, id);
+    assert_eq!(request_id(&r), id);
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "within a poll or two of harn writing it"
@@ -518,7 +557,11 @@ async fn pending_matches_harns_own_algorithm_and_skips_malformed_rows() {
     let cancelled = log.request_approval("cancel me", &ApprovalOptions::default());
     log.cancel_upstream(&cancelled);
     let c = connector(&log, "alice");
-    let mut ours: Vec<String> = pending(&c).await.into_iter().map(|r| r.remote_id).collect();
+    let mut ours: Vec<String> = pending(&c)
+        .await
+        .iter()
+        .map(|r| request_id(r).to_owned())
+        .collect();
     ours.sort();
     let mut harns: Vec<String> = log
         .hitl_pending()
@@ -558,7 +601,7 @@ async fn suggest_tier_requests_are_proposals_and_trust_records_feed_activity() {
     let r = snap
         .pending
         .iter()
-        .find(|r| r.remote_id == id)
+        .find(|r| request_id(r) == id)
         .expect("listed");
     assert!(r.extra.proposal, "nobody waits on a suggest-tier request");
     assert_eq!(r.tier.as_deref(), Some("suggest"));
@@ -585,9 +628,250 @@ async fn suggest_tier_requests_are_proposals_and_trust_records_feed_activity() {
     let rec: Value = snap
         .activity
         .iter()
-        .find(|a| a.request_remote_id.as_deref() == Some(id.as_str()))
-        .unwrap()
+        .find(|a| a.request_remote_id.as_deref() == Some(r.remote_id.as_str()))
+        .expect("the trust record links to the request by its remote id, as the store looks it up")
         .details
         .clone();
     assert_eq!(rec["autonomy_tier"], json!("suggest"));
+}
+
+/// The re-run handler of a dispatch asks for something else under its
+/// deterministic request id.
+fn other_service(p: &mut Value) {
+    let args = json!({"environment": "prod", "service": "billing"});
+    p["args"] = args.clone();
+    p["approval_request"]["args"] = args;
+}
+
+#[tokio::test]
+async fn the_remote_id_is_the_request_id_and_the_event_id_of_the_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(dir.path());
+    let a = log.request_approval("deploy", &reviewers(&["alice"], 1));
+    let q = log.ask_user("q?", None, None, Duration::from_secs(600));
+    let e = log.escalate_to("sre", "why");
+    let d = log.dual_control(2, 2, "release", &["alice", "bob"]);
+    let c = connector(&log, "alice");
+    let listed = pending(&c).await;
+    for (id, topic) in [
+        (&a, "hitl.approvals"),
+        (&q, "hitl.questions"),
+        (&e, "hitl.escalations"),
+        (&d, "hitl.dual_control"),
+    ] {
+        let expected = format!("{id}@{}", request_event(&log, topic, id, 0));
+        assert!(
+            listed.iter().any(|r| r.remote_id == expected),
+            "an ask is known by harn's request id and the event id of its request event on {topic}: \
+             expected {expected} in {:?}",
+            listed.iter().map(|r| &r.remote_id).collect::<Vec<_>>()
+        );
+    }
+
+    let again = log.reissue(&a, other_service);
+    log.replay(&a);
+    let r = find(&c, &a).await;
+    assert_eq!(
+        r.remote_id,
+        format!("{a}@{again}"),
+        "asked again with other content, the ask is the new request event; \
+         a replay of that content after it changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_ask_replaced_under_its_id_before_the_decision_is_sent_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(dir.path());
+    let id = log.request_approval("deploy production", &reviewers(&["alice"], 1));
+    let waiter = log.wait(&id);
+    let c = connector(&log, "alice");
+    let decided = find(&c, &id).await;
+
+    // harn asks again under the same id before the approval goes out.
+    log.reissue(&id, other_service);
+    let d = c
+        .deliver(&decided, &decision(Outcome::Approve, None, None))
+        .await
+        .unwrap();
+    let Delivered::ResolvedElsewhere(res) = d else {
+        panic!("the decided ask is no longer pending: {d:?}")
+    };
+    assert_eq!(
+        (res.status, res.remote_id.as_str()),
+        (Status::ResolvedElsewhere, decided.remote_id.as_str()),
+        "the decided ask ends resolved elsewhere"
+    );
+    assert_eq!(
+        count(&log, "hitl.approvals", "hitl.response_received"),
+        0,
+        "an approval of the first ask would release the second: nothing is written"
+    );
+    assert_eq!(
+        log.rows(&format!("waitpoint.state.{id}")).len(),
+        1,
+        "the waitpoint stays as harn opened it"
+    );
+    assert!(
+        waiter.result(Duration::from_millis(300)).is_none(),
+        "the script asking the second time keeps waiting"
+    );
+
+    let now = pending(&c).await;
+    assert_eq!(now.len(), 1, "one ask is pending under the id: {now:?}");
+    assert_ne!(
+        now[0].remote_id, decided.remote_id,
+        "the new ask is a new request"
+    );
+    assert_eq!(
+        now[0].arguments,
+        json!({"environment": "prod", "service": "billing"}),
+        "with what harn asks now"
+    );
+    let gone = c
+        .resolve_missing(std::slice::from_ref(&decided))
+        .await
+        .unwrap();
+    assert_eq!(
+        gone[0].status,
+        Status::ResolvedElsewhere,
+        "the old ask left the list resolved elsewhere"
+    );
+    assert!(
+        gone[0]
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("asked again")),
+        "and says why: {:?}",
+        gone[0].outcome
+    );
+
+    let second = Request::observed_as_pending(&now[0], 2, "harn", Platform::Harn);
+    assert_eq!(
+        c.deliver(&second, &decision(Outcome::Approve, None, None))
+            .await
+            .unwrap(),
+        Delivered::Confirmed,
+        "a decision on the new ask is delivered"
+    );
+    assert!(
+        matches!(
+            waiter.result(Duration::from_secs(2)),
+            Some((WaitOutcome::Completed(_), _))
+        ),
+        "and releases the script"
+    );
+    verify_log(log.path()).expect("valid provenance");
+}
+
+#[tokio::test]
+async fn the_live_channel_reports_a_replaced_ask_gone_and_the_new_one_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(dir.path());
+    let id = log.request_approval("deploy production", &reviewers(&["alice"], 1));
+    let c = connector(&log, "alice");
+    let first = find(&c, &id).await;
+    let mut live = c.subscribe().await.unwrap().unwrap();
+    let again = log.reissue(&id, other_service);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(2), live.next())
+            .await
+            .expect("both changes are reported")
+            .unwrap()
+            .unwrap();
+        seen.push(next);
+    }
+    assert!(
+        seen.iter().any(|u| matches!(u, Update::Request(r)
+            if r.remote_id == format!("{id}@{again}"))),
+        "the new ask arrives as a new request: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|u| matches!(u, Update::Resolved(r)
+            if r.remote_id == first.remote_id && r.status == Status::ResolvedElsewhere)),
+        "the old one is resolved elsewhere: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_decision_stored_under_a_bare_request_id_is_checked_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(dir.path());
+    let same = log.request_approval("deploy", &reviewers(&["alice"], 1));
+    let changed = log.request_approval("deploy", &reviewers(&["alice"], 1));
+    let c = connector(&log, "alice");
+    // As stored before remote ids carried the ask's event id.
+    let legacy = |mut r: Request, id: &str| {
+        r.remote_id = id.to_owned();
+        r
+    };
+    let (rs, rc) = (
+        legacy(find(&c, &same).await, &same),
+        legacy(find(&c, &changed).await, &changed),
+    );
+
+    log.reissue(&changed, other_service);
+    let err = c
+        .deliver(&rc, &decision(Outcome::Approve, None, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Rejected(ref m) if m.contains("changed since you decided")),
+        "without an event id to compare, different content is refused: {err:?}"
+    );
+    assert_eq!(
+        count(&log, "hitl.approvals", "hitl.response_received"),
+        0,
+        "nothing is written for the changed request"
+    );
+
+    assert_eq!(
+        c.deliver(&rs, &decision(Outcome::Approve, None, None))
+            .await
+            .unwrap(),
+        Delivered::Confirmed,
+        "the same content is the ask decided, so it is answered"
+    );
+    assert_eq!(
+        count(&log, "hitl.approvals", "hitl.approval_approved"),
+        1,
+        "only the unchanged request was approved"
+    );
+}
+
+#[tokio::test]
+async fn approvals_given_to_an_earlier_ask_under_the_id_are_pointed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FakeHarnLog::create(dir.path());
+    let id = log.request_approval("drop table", &reviewers(&["alice", "bob"], 2));
+    let (alice, bob) = (connector(&log, "alice"), connector(&log, "bob"));
+    let r = find(&alice, &id).await;
+    alice
+        .deliver(&r, &decision(Outcome::Approve, None, None))
+        .await
+        .unwrap();
+    log.reissue(&id, other_service);
+
+    let seen_by_bob = find(&bob, &id).await;
+    let fact = seen_by_bob
+        .extra
+        .facts
+        .iter()
+        .find(|f| f.name == "Approved an earlier version");
+    assert_eq!(
+        fact.map(|f| &f.value),
+        Some(&json!(["alice"])),
+        "harn counts alice's approval of the first ask towards the new one; bob is told"
+    );
+    let seen_by_alice = find(&alice, &id).await;
+    assert!(
+        seen_by_alice
+            .extra
+            .read_only
+            .as_deref()
+            .is_some_and(|m| m.contains("earlier version")),
+        "alice cannot answer again and is told why: {:?}",
+        seen_by_alice.extra.read_only
+    );
 }

@@ -93,6 +93,11 @@ impl FakeHarnApi {
 
     /// A HITL request from a session's task, as `harn.hitl.requested` would
     /// raise it; `request` is the §4 payload. Returns its id.
+    ///
+    /// An id already listed is registered again as `harn serve api` does
+    /// (its permissions are a map by id): the record is replaced in place,
+    /// pending again, with a new `created_at` and the new payload — what a
+    /// replayed or re-run request under a deterministic id looks like.
     pub fn add_hitl(&self, id: &str, request: Value) -> String {
         let kind = ["question", "dual_control", "approval", "escalation"]
             .into_iter()
@@ -102,7 +107,13 @@ impl FakeHarnApi {
         let item = json!({"id": id, "object": "permission_request", "created_at": now, "updated_at": now,
             "metadata": {}, "session_id": "01a2011f-0000-7000-8000-000000000001", "task_id": format!("task_{id}"),
             "status": "pending", "source": "hitl", "action": kind, "request": request, "response": null});
-        self.inner().items.push(item.clone());
+        {
+            let mut inner = self.inner();
+            match inner.items.iter_mut().find(|i| i["id"] == id) {
+                Some(existing) => *existing = item.clone(),
+                None => inner.items.push(item.clone()),
+            }
+        }
         let task = format!("task_{id}");
         for (name, payload) in [
             (

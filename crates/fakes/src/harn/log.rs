@@ -434,24 +434,58 @@ impl FakeHarnLog {
     }
 
     /// An orchestrator replay: the same request id appended again with a
-    /// new `requested_at`.
-    pub fn replay(&self, id: &str) {
+    /// new `requested_at`. A replay re-runs the builtin, which recomputes
+    /// the payload's `requested_at` and `deadline` too (also inside
+    /// `approval_request`); everything else is as before.
+    pub fn replay(&self, id: &str) -> i64 {
+        self.reissue(id, |_| {})
+    }
+
+    /// The same request id asked again with other content, as when a
+    /// replayed or re-run handler (dispatch ids are deterministic,
+    /// `hitl_<kind>_<event id>_<seq>`) computes different arguments: `edit`
+    /// changes the newest envelope's payload. Like harn, it reuses the
+    /// existing waitpoint (whatever its state) and appends a new request
+    /// event with fresh timestamps. Returns that event's id.
+    pub fn reissue(&self, id: &str, edit: impl FnOnce(&mut Value)) -> i64 {
         let (_, topic, event, _) = kind_of(id).expect("hitl id");
         let conn = self.conn();
         let mut env = rows(&conn, topic)
             .into_iter()
-            .find(|r| r.1 == event && request_id_of(&r.2, &r.3).as_deref() == Some(id))
-            .expect("request to replay")
+            .rfind(|r| r.1 == event && request_id_of(&r.2, &r.3).as_deref() == Some(id))
+            .expect("request to ask again")
             .2;
         drop(conn);
-        env["requested_at"] = json!(harn_time(Utc::now()));
+        let now = Utc::now();
+        env["requested_at"] = json!(harn_time(now));
+        let payload = &mut env["payload"];
+        if payload.get("requested_at").is_some() {
+            payload["requested_at"] = json!(harn_time(now));
+        }
+        let deadline = payload
+            .get("deadline_ms")
+            .and_then(Value::as_u64)
+            .filter(|_| payload.get("deadline").is_some_and(|d| !d.is_null()))
+            .map(|ms| harn_time(now + chrono::Duration::milliseconds(ms as i64)));
+        if let Some(d) = &deadline {
+            payload["deadline"] = json!(d);
+        }
+        if let Some(inner) = payload.get_mut("approval_request") {
+            inner["requested_at"] = json!(harn_time(now));
+            if let Some(d) = &deadline {
+                if inner.get("deadline").is_some() {
+                    inner["deadline"] = json!(d);
+                }
+            }
+        }
+        edit(payload);
         let trace = env["trace_id"].as_str().unwrap_or_default().to_owned();
         self.append(
             topic,
             event,
             &env,
             hdr(&[("request_id", id), ("trace_id", &trace)]),
-        );
+        )
     }
 
     /// A suggest-tier side effect: a non-blocking approval request (no
