@@ -755,6 +755,21 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     app.keys("gi").await;
     app.count("every ask of every thread", "request-row", 6)
         .await;
+    // Which tool each ask of the thread stands for, by the id SurfSense
+    // routes decisions with (its listing order is not the stream's).
+    let tool_of: std::collections::HashMap<String, String> = fake
+        .pending(fake.seed.drafts_thread)
+        .iter()
+        .map(|v| {
+            (
+                v["tool_call_id"].as_str().unwrap_or_default().to_owned(),
+                v["action_requests"][0]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
     let open = |needle: &str| {
         format!("const row = [...document.querySelectorAll('[data-testid=request-row]')].find(e => e.textContent.includes('{needle}')); row.click(); return true")
     };
@@ -793,16 +808,29 @@ async fn a_surfsense_thread_with_two_asks_is_decided_from_the_app_in_one_resume(
     let resumes = fake.received_resumes();
     assert_eq!(resumes.len(), 1, "one resume carried both decisions");
     assert_eq!(resumes[0].outcome, ResumeOutcome::Applied);
-    let kinds: Vec<&str> = resumes[0].body["decisions"]
+    let mut decided: Vec<(String, String)> = resumes[0].body["decisions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["type"].as_str().unwrap())
+        .map(|d| {
+            let id = d["tool_call_id"].as_str().unwrap_or_default();
+            (
+                tool_of
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("unknown {id}")),
+                d["type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
+    decided.sort();
     assert_eq!(
-        kinds,
-        vec!["reject", "approve"],
-        "matched to the right asks, in pending order"
+        decided,
+        vec![
+            ("rm".to_owned(), "reject".to_owned()),
+            ("send_gmail_email".to_owned(), "approve".to_owned())
+        ],
+        "each decision carries the id of the ask it was made on: the deny for rm, the approval for the e-mail"
     );
     assert!(fake.pending(fake.seed.drafts_thread).is_empty());
     app.close().await;
