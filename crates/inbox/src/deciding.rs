@@ -2,7 +2,7 @@
 //! the inbox) first, then delivered at once if the platform answers, else
 //! left queued for the sync engine to retry.
 
-use crate::{Inbox, InboxError, RequestDetail, RequestView, Result};
+use crate::{HistoryPageView, Inbox, InboxError, RequestDetail, RequestView, Result};
 use countersign_model::{Decision, DecisionDraft, Delivery, Outcome};
 use countersign_store::{HistoryQuery, PendingQuery};
 use serde_json::Value;
@@ -250,6 +250,47 @@ impl Inbox {
     /// Ended requests, newest first.
     pub fn history(&self, q: &HistoryQuery) -> Result<Vec<RequestView>> {
         self.views(self.store.history(q)?)
+    }
+
+    /// One page of history, with the cursor of the next and how many
+    /// ended requests the store holds in all.
+    pub fn history_page(&self, q: &HistoryQuery) -> Result<HistoryPageView> {
+        let page = self.store.history_page(q)?;
+        Ok(HistoryPageView {
+            rows: self.views(page.rows)?,
+            next: page.next.map(|c| c.to_string()),
+            total: self.store.history_total()?,
+        })
+    }
+
+    /// Calls `f` with every history row `q` selects, newest first, a page
+    /// at a time (memory stays at one page). Stops when `f` breaks.
+    pub fn for_each_history(
+        &self,
+        q: &HistoryQuery,
+        mut f: impl FnMut(RequestView) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
+        let mut left = q.limit;
+        let mut page = q.clone();
+        loop {
+            let want = left.map_or(500, |l| l.min(500));
+            if want == 0 {
+                return Ok(());
+            }
+            page.limit = Some(want);
+            let p = self.store.history_page(&page)?;
+            let got = p.rows.len() as u32;
+            for v in self.views(p.rows)? {
+                if f(v).is_break() {
+                    return Ok(());
+                }
+            }
+            left = left.map(|l| l - got);
+            match p.next {
+                Some(c) => page.before = Some(c),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// One request with everything known about it.

@@ -16,7 +16,7 @@ pub use accounts::AccountInput;
 pub use countersign_secrets::SecretError;
 pub use countersign_sync::{Engine, OnceReport, SyncEvent};
 pub use deciding::DecisionInput;
-pub use view::{AccountView, RequestDetail, RequestView};
+pub use view::{AccountView, HistoryPageView, RequestDetail, RequestView};
 
 use countersign_connector::Connector;
 use countersign_model::{Account, Clock, Platform};

@@ -9,6 +9,19 @@ use countersign_model::{
 use serde::Serialize;
 use serde_json::Value;
 
+/// One page of history.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct HistoryPageView {
+    pub rows: Vec<RequestView>,
+    /// The cursor of the next page (pass it back as `before`); `null` on
+    /// the last page.
+    pub next: Option<String>,
+    /// Ended requests in the whole store (a maintained counter).
+    #[ts(type = "number")]
+    pub total: i64,
+}
+
 /// One request in a list.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[ts(export)]

@@ -12,12 +12,16 @@
 mod accounts;
 mod activity;
 mod decisions;
+mod history;
 pub mod migrations;
+mod prune;
 mod requests;
 mod sql;
 
 pub use decisions::{Claimed, DecisionUpdate};
-pub use requests::{HistoryQuery, PendingQuery, Upserted};
+pub use history::{BadCursor, HistoryCursor, HistoryPage, HistoryQuery, DEFAULT_PAGE, MAX_PAGE};
+pub use prune::{Prune, Pruned};
+pub use requests::{PendingQuery, Upserted};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -61,6 +65,9 @@ impl Store {
 
     fn setup(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Space freed by `prune` goes back to the file system; this takes
+        // effect on a new database (an older one is converted by `prune`).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         // WAL lets the CLI read while the app writes; NORMAL is durable
         // across application crashes, which is what "nothing lost" needs.
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -148,6 +148,43 @@ WHERE account_id IN (SELECT id FROM accounts WHERE platform = 'surfsense')
     AND remote_id = json_extract(route, '$.thread_id') || ':' || json_extract(route, '$.tool_call_id');
 "#;
 
+/// History is ordered by when a request ended, served by an index instead
+/// of sorting every row: `ended_at` is set by a trigger when a request
+/// leaves `pending` (to when it was decided, else that moment) and cleared
+/// if it comes back; later changes to an ended row do not move it, so a
+/// cursor walk sees each row once. Indexes serve the common filters in the
+/// same order, and a counter kept by the same triggers says how many
+/// there are without counting them.
+const V6_HISTORY_ORDER: &str = r#"
+ALTER TABLE requests ADD COLUMN ended_at TEXT;
+UPDATE requests SET ended_at = COALESCE(decided_at, updated_at) WHERE status != 'pending';
+CREATE INDEX requests_history ON requests(ended_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX requests_history_account ON requests(account_id, ended_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX requests_history_status ON requests(status, ended_at, id) WHERE ended_at IS NOT NULL;
+CREATE INDEX requests_history_agent ON requests(agent, ended_at, id) WHERE ended_at IS NOT NULL;
+CREATE TABLE history_count (n INTEGER NOT NULL);
+INSERT INTO history_count SELECT COUNT(*) FROM requests WHERE status != 'pending';
+CREATE TRIGGER requests_ended_insert AFTER INSERT ON requests
+WHEN new.status != 'pending' BEGIN
+    UPDATE requests SET ended_at = COALESCE(new.ended_at, new.decided_at, new.updated_at) WHERE id = new.id;
+    UPDATE history_count SET n = n + 1;
+END;
+CREATE TRIGGER requests_ended AFTER UPDATE OF status ON requests
+WHEN old.status = 'pending' AND new.status != 'pending' BEGIN
+    UPDATE requests SET ended_at = COALESCE(new.decided_at, new.updated_at) WHERE id = new.id;
+    UPDATE history_count SET n = n + 1;
+END;
+CREATE TRIGGER requests_reopened AFTER UPDATE OF status ON requests
+WHEN new.status = 'pending' AND old.status != 'pending' BEGIN
+    UPDATE requests SET ended_at = NULL WHERE id = new.id;
+    UPDATE history_count SET n = n - 1;
+END;
+CREATE TRIGGER requests_ended_delete AFTER DELETE ON requests
+WHEN old.status != 'pending' BEGIN
+    UPDATE history_count SET n = n - 1;
+END;
+"#;
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -156,5 +193,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V3_REQUEST_EXTRA),
         M::up(V4_HEALTH_NOTE),
         M::up(V5_DECISION_NOTE_AND_ASK_IDENTITY),
+        M::up(V6_HISTORY_ORDER),
     ])
 }

@@ -4,15 +4,15 @@
 use crate::sql::{fts_query, named};
 use crate::{Result, Store, StoreError};
 use chrono::{DateTime, Utc};
-use countersign_model::{Kind, ObservedRequest, Platform, Request, Resolution, Status};
+use countersign_model::{Kind, ObservedRequest, Platform, Request, Resolution};
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension, Row};
 
-const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
+pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
     r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at";
 
-fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
+pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
     Ok(Request {
         id: row.get("id")?,
@@ -70,30 +70,15 @@ pub struct PendingQuery {
     pub limit: Option<u32>,
 }
 
-/// Filters for history. With no statuses, every non-pending request.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryQuery {
-    pub statuses: Vec<Status>,
-    pub account: Option<String>,
-    pub platform: Option<Platform>,
-    pub agent: Option<String>,
-    pub search: Option<String>,
-    /// Decided (or last updated) at or after.
-    pub since: Option<DateTime<Utc>>,
-    /// Decided (or last updated) before.
-    pub until: Option<DateTime<Utc>>,
-    pub limit: Option<u32>,
-}
-
 /// Accumulates WHERE clauses and their parameters.
 #[derive(Default)]
-struct Filter {
-    clauses: Vec<String>,
-    params: Vec<Box<dyn ToSql>>,
+pub(crate) struct Filter {
+    pub(crate) clauses: Vec<String>,
+    pub(crate) params: Vec<Box<dyn ToSql>>,
 }
 
 impl Filter {
-    fn push(&mut self, clause: &str, value: impl ToSql + 'static) {
+    pub(crate) fn push(&mut self, clause: &str, value: impl ToSql + 'static) {
         self.params.push(Box::new(value));
         self.clauses
             .push(clause.replace('?', &format!("?{}", self.params.len())));
@@ -123,7 +108,7 @@ impl Filter {
         }
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             "1".to_owned()
         } else {
@@ -266,34 +251,6 @@ impl Store {
                 .into(),
         );
         self.query_requests(&f, "r.created_at, r.id", None)
-    }
-
-    /// Decided, expired and otherwise ended requests, newest first.
-    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<Request>> {
-        let mut f = Filter::default();
-        if q.statuses.is_empty() {
-            f.clauses.push("r.status != 'pending'".into());
-        } else {
-            let names: Vec<String> = q
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
-            f.clauses
-                .push(format!("r.status IN ({})", names.join(", ")));
-        }
-        f.common(&q.account, q.platform, &q.agent, &q.search);
-        if let Some(since) = q.since {
-            f.push("COALESCE(r.decided_at, r.updated_at) >= ?", since);
-        }
-        if let Some(until) = q.until {
-            f.push("COALESCE(r.decided_at, r.updated_at) < ?", until);
-        }
-        self.query_requests(
-            &f,
-            "COALESCE(r.decided_at, r.updated_at) DESC, r.id DESC",
-            q.limit,
-        )
     }
 
     /// How many requests wait across active accounts.
