@@ -234,11 +234,21 @@ impl Store {
         let from = match &search {
             None => "requests r".to_owned(),
             Some(m) => {
-                let hits: i64 = self.conn().query_row(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM requests_fts WHERE requests_fts MATCH ?1 LIMIT ?2)",
-                    rusqlite::params![m, SPARSE_HITS + 1],
-                    |r| r.get(0),
-                )?;
+                // Hits of the whole words come first: they are a subset of
+                // the prefix query's and are counted as they stream, while a
+                // prefix term gathers all its hits before the first, so a
+                // common word is known dense without that.
+                let count = |m: &str| -> Result<i64> {
+                    Ok(self.conn().query_row(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM requests_fts WHERE requests_fts MATCH ?1 LIMIT ?2)",
+                        rusqlite::params![m, SPARSE_HITS + 1],
+                        |r| r.get(0),
+                    )?)
+                };
+                let mut hits = count(&m.replace("\"*", "\""))?;
+                if hits <= SPARSE_HITS {
+                    hits = count(m)?;
+                }
                 f.push("requests_fts MATCH ?", m.clone());
                 let matched = f.clauses.pop().expect("just pushed");
                 if hits <= SPARSE_HITS {
