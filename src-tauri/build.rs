@@ -7,7 +7,7 @@ fn main() {
             "pending",
             "detail",
             "decide",
-            "history",
+            "history_page",
             "activity",
             "mark_activity_read",
             "accounts",

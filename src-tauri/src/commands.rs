@@ -4,11 +4,14 @@
 use crate::error::{IpcError, Result};
 use crate::prefs::Prefs;
 use crate::state::AppState;
-use countersign_inbox::{AccountInput, AccountView, DecisionInput, RequestDetail, RequestView};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use countersign_inbox::{
+    AccountInput, AccountView, DecisionInput, HistoryPageView, RequestDetail, RequestView,
+};
 use countersign_model::{
     Activity, Delivery, Kind, Outcome, Platform, Secret, SecretStoreKind, Status,
 };
-use countersign_store::{HistoryQuery, PendingQuery};
+use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -28,15 +31,64 @@ pub struct PendingFilter {
     pub search: Option<String>,
 }
 
+/// History filters and where the page starts; unset fields do not filter.
 #[derive(Debug, Default, Deserialize, ts_rs::TS)]
 #[serde(default)]
 #[ts(export, optional_fields)]
 pub struct HistoryFilter {
     pub status: Option<Status>,
     pub account: Option<String>,
+    pub platform: Option<Platform>,
     pub agent: Option<String>,
     pub search: Option<String>,
+    /// Ended at or after: RFC 3339, or a date (the start of that UTC day).
+    pub since: Option<String>,
+    /// Ended before: RFC 3339, or a date (the end of that UTC day).
+    pub until: Option<String>,
+    /// Rows older than this: the previous page's `next`.
+    pub before: Option<String>,
+    /// Rows per page (default 200, at most 5,000).
     pub limit: Option<u32>,
+}
+
+impl HistoryFilter {
+    fn query(self) -> Result<HistoryQuery> {
+        let before = self.before.filter(|c| !c.is_empty());
+        Ok(HistoryQuery {
+            statuses: self.status.into_iter().collect(),
+            account: self.account.filter(|a| !a.is_empty()),
+            platform: self.platform,
+            agent: self.agent.filter(|a| !a.is_empty()),
+            search: self.search.filter(|s| !s.trim().is_empty()),
+            since: moment("since", self.since, 0)?,
+            until: moment("until", self.until, 1)?,
+            before: before
+                .map(|c| c.parse::<HistoryCursor>())
+                .transpose()
+                .map_err(|e| IpcError::invalid(e.to_string()))?,
+            limit: self.limit,
+        })
+    }
+}
+
+/// An RFC 3339 time, or a date taken as the start of that UTC day plus
+/// `days` (1: its end).
+fn moment(field: &str, value: Option<String>, days: i64) -> Result<Option<DateTime<Utc>>> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(&v) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    match NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
+        Ok(d) => Ok(Some(
+            d.and_time(NaiveTime::MIN).and_utc() + Duration::days(days),
+        )),
+        Err(_) => Err(IpcError::invalid(format!(
+            "`{field}` is not a date (2026-03-01) or time (2026-03-01T09:30:00Z): `{}`",
+            v.chars().take(40).collect::<String>()
+        ))),
+    }
 }
 
 /// One decision applied to one or more requests (bulk triage).
@@ -89,6 +141,9 @@ pub struct AppStatus {
     /// The tray's tooltip as it stands.
     pub tray: String,
     pub data_dir: String,
+    /// Bytes the store takes on disk.
+    #[ts(type = "number")]
+    pub store_bytes: u64,
 }
 
 #[tauri::command]
@@ -156,17 +211,11 @@ pub async fn decide(
     Ok(results)
 }
 
+/// One page of history, newest first; pass `next` back as `before` for
+/// the page after it.
 #[tauri::command]
-pub fn history(state: AppStateRef<'_>, filter: HistoryFilter) -> Result<Vec<RequestView>> {
-    let q = HistoryQuery {
-        statuses: filter.status.into_iter().collect(),
-        account: filter.account,
-        agent: filter.agent,
-        search: filter.search,
-        limit: Some(filter.limit.unwrap_or(500)),
-        ..Default::default()
-    };
-    Ok(state.inbox.history(&q)?)
+pub fn history_page(state: AppStateRef<'_>, filter: HistoryFilter) -> Result<HistoryPageView> {
+    Ok(state.inbox.history_page(&filter.query()?)?)
 }
 
 #[tauri::command]
@@ -253,5 +302,6 @@ pub fn status(state: AppStateRef<'_>) -> Result<AppStatus> {
         pending: state.inbox.store().pending_count()?,
         tray: crate::state::lock(&state.tray_text).clone(),
         data_dir: state.inbox.data_dir().display().to_string(),
+        store_bytes: state.inbox.store_size()?,
     })
 }

@@ -28,6 +28,16 @@ pub struct IpcError {
     pub message: String,
 }
 
+impl IpcError {
+    /// Refused input; `message` says what was wrong.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::Invalid,
+            message: message.into(),
+        }
+    }
+}
+
 impl From<InboxError> for IpcError {
     fn from(e: InboxError) -> Self {
         let code = match &e {

@@ -74,7 +74,7 @@ pub fn run() {
             commands::pending,
             commands::detail,
             commands::decide,
-            commands::history,
+            commands::history_page,
             commands::activity,
             commands::mark_activity_read,
             commands::accounts,

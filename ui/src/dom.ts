@@ -15,6 +15,7 @@ export interface Attrs {
   "data-testid"?: string;
   "data-deadline"?: string;
   "data-created"?: string;
+  "data-ended"?: string;
   "aria-label"?: string;
   for?: string;
   name?: string;

@@ -38,12 +38,28 @@ export function words(s: string): string {
   return s.replace(/_/g, " ");
 }
 
-/** A compact time for lists: the time today, the date otherwise. */
+/** A compact time for lists: the time today, the date otherwise (with the year if not this one). */
 export function short(iso: string | null): string {
   if (!iso) return "";
   const d = new Date(iso);
   const today = new Date();
   return d.toDateString() === today.toDateString()
     ? d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+    : d.getFullYear() === today.getFullYear()
+      ? d.toLocaleDateString(undefined, { month: "short", day: "numeric" })
+      : d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+}
+
+/** 1234567 → "1.2 MB". */
+export function bytes(n: number): string {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+/** 100000 → "100,000" (whatever locale the web view runs in). */
+export function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }

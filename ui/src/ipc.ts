@@ -9,6 +9,7 @@ import type { Changes } from "./bindings/Changes";
 import type { DecideArgs } from "./bindings/DecideArgs";
 import type { DecideResult } from "./bindings/DecideResult";
 import type { HistoryFilter } from "./bindings/HistoryFilter";
+import type { HistoryPageView } from "./bindings/HistoryPageView";
 import type { IpcError } from "./bindings/IpcError";
 import type { PendingFilter } from "./bindings/PendingFilter";
 import type { Prefs } from "./bindings/Prefs";
@@ -19,7 +20,7 @@ interface Commands {
   pending: { args: { filter: PendingFilter }; result: RequestView[] };
   detail: { args: { id: number }; result: RequestDetail };
   decide: { args: { args: DecideArgs }; result: DecideResult[] };
-  history: { args: { filter: HistoryFilter }; result: RequestView[] };
+  history_page: { args: { filter: HistoryFilter }; result: HistoryPageView };
   activity: { args: { limit?: number }; result: Activity[] };
   mark_activity_read: { args: { id: number }; result: boolean };
   accounts: { args: Record<string, never>; result: AccountView[] };

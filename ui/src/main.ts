@@ -3,7 +3,7 @@
 
 import { call, errorText, on } from "./ipc";
 import { byId, clear, h } from "./dom";
-import { age, countdown, short, urgent, when, words } from "./format";
+import { age, countdown, short, thousands, urgent, when, words } from "./format";
 import { renderDetail, type DecideInput } from "./detail";
 import { raw } from "./json";
 import { app, type View } from "./store";
@@ -11,7 +11,10 @@ import { VirtualList } from "./virtual";
 import { renderAccounts } from "./accounts";
 import type { Changes } from "./bindings/Changes";
 import type { Outcome } from "./bindings/Outcome";
+import type { HistoryFilter } from "./bindings/HistoryFilter";
+import type { Platform } from "./bindings/Platform";
 import type { RequestView } from "./bindings/RequestView";
+import { revealed, searchWords } from "./text";
 
 const ROW_HEIGHT = 58;
 const main = byId<HTMLElement>("main");
@@ -82,6 +85,7 @@ export function show(view: View): void {
   app.view = view;
   app.cursor = 0;
   app.detail = null;
+  if (view === "history") Object.assign(app.history, { rows: [], next: null });
   renderNav();
   render();
   void reload({ requests: true, activity: view === "activity", accounts: view === "accounts", pending: 0 });
@@ -91,6 +95,7 @@ export function show(view: View): void {
 
 function render(): void {
   list = null;
+  historyList = null;
   clear(main);
   switch (app.view) {
     case "inbox":
@@ -305,40 +310,181 @@ async function decideSelected(outcome: Outcome): Promise<void> {
 
 // ---------- history ----------
 
-function renderHistory(): void {
-  const search = h("input", { id: "search", type: "search", placeholder: "Search all history  /", value: app.historyFilter.search,
-    "data-testid": "history-search", autocomplete: "off",
-    oninput: (e) => { app.historyFilter.search = (e.target as HTMLInputElement).value; void loadHistory(); } });
-  const status = h("select", { "aria-label": "status", onchange: (e) => { app.historyFilter.status = (e.target as HTMLSelectElement).value; void loadHistory(); } },
-    h("option", { value: "" }, "Every outcome"),
-    ...["approved", "denied", "expired", "resolved_elsewhere", "cancelled"].map((s) => h("option", { value: s }, words(s))));
-  (status as HTMLSelectElement).value = app.historyFilter.status;
-  main.append(
-    h("div", { class: "toolbar" }, search, status, h("span", { class: "muted" }, "Stored locally: browsable offline")),
-    h("div", { class: "split" }, h("div", { class: "list table", id: "history-list", "data-testid": "history-list" }), h("section", { class: "detail", id: "detail" })));
-  paintHistory();
+const HISTORY_ROW = 58;
+/** Rows per history page. */
+const HISTORY_PAGE = 200;
+/** The next page loads when the view comes this many rows from the end. */
+const NEAR_END = 60;
+const SEARCH_DELAY = 150;
+let historyList: VirtualList | null = null;
+/** Bumped by each new history query; an answer to an older one is dropped. */
+let historySeq = 0;
+let searchTimer = 0;
+
+/** A local date (YYYY-MM-DD) as an instant: its start, or with `end` the start of the next day. */
+function dayBound(date: string, end: boolean): string | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!m) return undefined;
+  return new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + (end ? 1 : 0)).toISOString();
 }
 
-function paintHistory(): void {
-  const box = document.getElementById("history-list");
-  if (!box) return;
-  app.cursor = Math.min(app.cursor, Math.max(0, app.history.length - 1));
-  box.replaceChildren(...(app.history.length ? app.history.map((r, i) => h("div", {
+function historyQuery(): HistoryFilter {
+  const f = app.historyFilter;
+  return {
+    search: f.search.trim() || undefined,
+    status: (f.status || undefined) as RequestView["status"] | undefined,
+    account: f.account || undefined,
+    platform: (f.platform || undefined) as Platform | undefined,
+    agent: f.agent || undefined,
+    since: dayBound(f.from, false),
+    until: dayBound(f.to, true),
+    limit: HISTORY_PAGE,
+  };
+}
+
+/** Fills a filter's options with `values` (plus its current choice), keeping the choice. */
+function fillOptions(sel: HTMLSelectElement | null, all: string, values: string[]): void {
+  if (!sel) return;
+  const chosen = sel.value;
+  const wanted = [...new Set([...values, ...(chosen ? [chosen] : [])])].sort();
+  const have = [...sel.options].slice(1).map((o) => o.value);
+  if (have.join("\n") === wanted.join("\n")) return;
+  sel.replaceChildren(h("option", { value: "" }, all), ...wanted.map((v) => h("option", { value: v }, words(v))));
+  sel.value = chosen;
+}
+
+function historyOptions(): void {
+  const rows = app.history.rows;
+  fillOptions(document.querySelector("[data-testid=history-account]"), "All accounts",
+    [...app.accounts.map((a) => a.name), ...rows.map((r) => r.account)]);
+  fillOptions(document.querySelector("[data-testid=history-platform]"), "All platforms",
+    [...app.accounts.map((a) => a.platform), ...rows.map((r) => r.platform)]);
+  fillOptions(document.querySelector("[data-testid=history-agent]"), "All agents",
+    [...app.pending, ...rows].flatMap((r) => (r.agent ? [r.agent] : [])));
+}
+
+function renderHistory(): void {
+  const f = app.historyFilter;
+  const changed = () => { app.cursor = 0; void loadHistory(); };
+  const search = h("input", { id: "search", type: "search", placeholder: "Search all history  /", value: f.search,
+    "data-testid": "history-search", autocomplete: "off",
+    oninput: (e) => {
+      f.search = (e.target as HTMLInputElement).value;
+      window.clearTimeout(searchTimer);
+      searchTimer = window.setTimeout(changed, SEARCH_DELAY);
+    } });
+  const pick = (key: "status" | "account" | "platform" | "agent", label: string, values: string[]) => {
+    const sel = h("select", { "aria-label": label, "data-testid": `history-${key}`,
+      onchange: (e) => { f[key] = (e.target as HTMLSelectElement).value; changed(); } },
+      h("option", { value: "" }, label), ...values.map((v) => h("option", { value: v }, words(v))));
+    sel.value = f[key];
+    return sel;
+  };
+  const day = (key: "from" | "to", label: string) => h("input", { type: "date", "aria-label": label, title: label,
+    "data-testid": `history-${key}`, value: f[key],
+    onchange: (e) => { f[key] = (e.target as HTMLInputElement).value; changed(); } });
+  main.append(
+    h("div", { class: "toolbar" }, search,
+      pick("status", "Every outcome", ["approved", "denied", "expired", "resolved_elsewhere", "cancelled"]),
+      pick("account", "All accounts", []), pick("platform", "All platforms", []), pick("agent", "All agents", []),
+      h("span", { class: "dates" }, day("from", "Ended on or after this day"), "–", day("to", "Ended on or before this day: jumps to it")),
+      h("button", { class: "link", type: "button", "data-testid": "history-clear", onclick: () => {
+        Object.assign(f, { search: "", status: "", account: "", platform: "", agent: "", from: "", to: "" });
+        render();
+        changed();
+      } }, "Clear"),
+      h("span", { class: "muted counts", "data-testid": "history-counts" })),
+    h("div", { class: "split" },
+      h("div", { class: "list", id: "history-list", "data-testid": "history-list", tabindex: "-1" }),
+      h("section", { class: "detail", id: "detail" })));
+  historyList = new VirtualList(byId("history-list"), HISTORY_ROW, (i) => historyRow(app.history.rows[i], i),
+    (last) => { if (last >= app.history.rows.length - NEAR_END) void loadMoreHistory(); });
+  historyOptions();
+  paintHistory(true);
+}
+
+function historyRow(r: RequestView | undefined, i: number): HTMLElement {
+  if (!r) return h("div");
+  const ended = r.decided_at ?? r.created_at;
+  return h("div", {
     class: `hrow${i === app.cursor ? " current" : ""}`, "data-testid": "history-row",
-    onclick: () => { app.cursor = i; paintHistory(); } },
-    h("span", { class: `badge ${r.status === "approved" ? "good" : r.status === "denied" ? "bad" : "muted"}` }, words(r.status)),
-    h("div", { class: "row-main" },
-      h("div", { class: "row-title" }, r.title || r.action),
-      h("div", { class: "row-sub" },
-        h("span", { class: `platform p-${r.platform}` }, r.platform), h("span", {}, r.account), h("span", { class: "agent" }, r.agent ?? ""),
-        r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,
-        r.comment ? h("span", { class: "comment" }, `“${r.comment}”`) : null)),
-    h("div", { class: "row-time" }, h("span", { title: when(r.decided_at ?? r.created_at) }, short(r.decided_at ?? r.created_at)),
-      r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null,
-      r.delivery_note ? h("span", { class: "badge bad", title: r.delivery_note, "data-testid": "delivery-note" }, "not as decided") : null)))
-    : [h("div", { class: "empty small" }, app.historyFilter.search ? "No decision matches that search." : "Decided and expired requests are kept here.")]));
-  box.querySelector(".current")?.scrollIntoView({ block: "nearest" });
-  scheduleDetail(app.history[app.cursor]?.id ?? null);
+    onclick: () => { app.cursor = i; paintHistory(true); } },
+  h("span", { class: `badge ${r.status === "approved" ? "good" : r.status === "denied" ? "bad" : "muted"}` }, words(r.status)),
+  h("div", { class: "row-main" },
+    h("div", { class: "row-title", "data-testid": "history-title" }, ...revealed(r.title || r.action, app.history.words)),
+    h("div", { class: "row-sub" },
+      h("span", { class: `platform p-${r.platform}` }, r.platform), h("span", {}, r.account), h("span", { class: "agent" }, r.agent ?? ""),
+      r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,
+      r.comment ? h("span", { class: "comment" }, `“${r.comment}”`) : null)),
+  h("div", { class: "row-time" }, h("span", { title: when(ended), "data-testid": "history-when", "data-ended": ended }, short(ended)),
+    r.delivery && r.delivery !== "confirmed" ? h("span", { class: `badge ${r.delivery === "failed" ? "bad" : "warn"}`, title: r.delivery_error ?? "" }, r.delivery) : null,
+    r.delivery_note ? h("span", { class: "badge bad", title: r.delivery_note, "data-testid": "delivery-note" }, "not as decided") : null));
+}
+
+/** Repaints the history list; `reveal` scrolls to the current row (after a move, not after a page arrives). */
+function paintHistory(reveal: boolean): void {
+  if (app.view !== "history" || !historyList) return;
+  const hs = app.history;
+  app.cursor = Math.min(app.cursor, Math.max(0, hs.rows.length - 1));
+  historyList.setCount(hs.rows.length);
+  historyList.container.querySelector(".history-empty")?.remove();
+  if (hs.rows.length === 0 && (hs.error || !hs.loading)) {
+    const f = app.historyFilter;
+    const filtered = f.search || f.status || f.account || f.platform || f.agent || f.from || f.to;
+    historyList.container.append(h("div", { class: `empty small history-empty${hs.error ? " error" : ""}`, "data-testid": "history-empty" },
+      hs.error || (filtered ? "Nothing in history matches these filters." : "Decided and expired requests are kept here.")));
+  }
+  const counts = document.querySelector("[data-testid=history-counts]");
+  counts?.replaceChildren(
+    h("span", { "data-testid": "history-total" }, `${thousands(hs.total)} in history`), " · ",
+    h("span", { "data-testid": "history-loaded" }, `${thousands(hs.rows.length)} loaded`),
+    hs.loading ? " · loading…" : hs.next ? "" : hs.rows.length ? " · all shown" : "");
+  if (reveal) historyList.reveal(app.cursor);
+  scheduleDetail(hs.rows[app.cursor]?.id ?? null);
+}
+
+/** Loads the first page of what the toolbar asks for; `keep` stays selected if it is still there. */
+async function loadHistory(keep?: number): Promise<void> {
+  const seq = ++historySeq;
+  const hs = app.history;
+  const query = historyQuery();
+  hs.loading = true;
+  try {
+    const page = await call("history_page", { filter: query });
+    if (seq !== historySeq) return;
+    Object.assign(hs, { rows: page.rows, next: page.next, total: page.total, query,
+      words: searchWords(query.search ?? ""), error: "" });
+    const idx = keep === undefined ? -1 : page.rows.findIndex((r) => r.id === keep);
+    app.cursor = Math.max(0, idx);
+    if (idx < 0) app.detail = null;
+  } catch (e) {
+    if (seq !== historySeq) return;
+    Object.assign(hs, { rows: [], next: null, error: errorText(e) });
+  }
+  hs.loading = false;
+  historyOptions();
+  paintHistory(true);
+}
+
+/** Appends the next page of the current query, unless one is on its way or the last is in. */
+async function loadMoreHistory(): Promise<void> {
+  const hs = app.history;
+  if (hs.loading || !hs.next) return;
+  const seq = historySeq;
+  hs.loading = true;
+  try {
+    const page = await call("history_page", { filter: { ...hs.query, before: hs.next } });
+    if (seq !== historySeq) return;
+    for (const r of page.rows) hs.rows.push(r);
+    Object.assign(hs, { next: page.next, total: page.total });
+  } catch (e) {
+    if (seq !== historySeq) return;
+    hs.next = null;
+    toast(errorText(e), "error");
+  }
+  hs.loading = false;
+  historyOptions();
+  paintHistory(false);
 }
 
 // ---------- activity ----------
@@ -386,15 +532,6 @@ async function loadPending(): Promise<void> {
   refreshInbox();
 }
 
-async function loadHistory(): Promise<void> {
-  app.history = await call("history", { filter: {
-    search: app.historyFilter.search || undefined,
-    status: (app.historyFilter.status || undefined) as RequestView["status"] | undefined,
-  } });
-  app.detail = null;
-  if (app.view === "history") paintHistory();
-}
-
 async function reload(changes: Changes): Promise<void> {
   try {
     const jobs: Promise<unknown>[] = [];
@@ -408,7 +545,11 @@ async function reload(changes: Changes): Promise<void> {
     if (changes.requests) {
       if (app.view === "inbox" && !list) render();
       await loadPending();
-      if (app.view === "history") await loadHistory();
+      // A live change reloads history only while its first page is all
+      // there is; deeper down it would move the rows being read.
+      if (app.view === "history" && app.history.rows.length <= HISTORY_PAGE) {
+        await loadHistory(app.history.rows[app.cursor]?.id);
+      }
     }
     if (app.view === "activity") paintActivity();
     if (app.view === "accounts" && changes.accounts) render();
@@ -441,11 +582,11 @@ function hideOverlay(): void {
 let pendingG = 0;
 
 function move(by: number): void {
-  const n = app.view === "inbox" ? visiblePending().length : app.view === "history" ? app.history.length : app.activity.length;
+  const n = app.view === "inbox" ? visiblePending().length : app.view === "history" ? app.history.rows.length : app.activity.length;
   if (!n) return;
   app.cursor = Math.max(0, Math.min(n - 1, app.cursor + by));
   if (app.view === "inbox") refreshInbox();
-  else if (app.view === "history") paintHistory();
+  else if (app.view === "history") paintHistory(true);
   else if (app.view === "activity") paintActivity();
 }
 

@@ -1,5 +1,6 @@
 // A virtualized list: only the rows in view (plus a margin) exist in the
-// DOM, so 10,000 pending requests scroll as smoothly as ten.
+// DOM, so 10,000 pending requests (or 100,000 history rows) scroll as
+// smoothly as ten.
 
 export class VirtualList {
   private count = 0;
@@ -11,6 +12,8 @@ export class VirtualList {
     readonly container: HTMLElement,
     private readonly rowHeight: number,
     private readonly renderRow: (index: number) => HTMLElement,
+    /** Told the last index each render shows (to load more near the end). */
+    private readonly rendered?: (last: number) => void,
   ) {
     this.spacer = document.createElement("div");
     this.spacer.className = "vl-spacer";
@@ -51,6 +54,7 @@ export class VirtualList {
       rows.push(row);
     }
     this.spacer.replaceChildren(...rows);
+    this.rendered?.(last - 1);
   }
 
   private schedule(): void {

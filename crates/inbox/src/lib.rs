@@ -140,6 +140,12 @@ impl Inbox {
         &self.store
     }
 
+    /// Bytes the store's database takes on disk (its pages, free ones
+    /// included, as `prune` reports what it freed).
+    pub fn store_size(&self) -> Result<u64> {
+        Ok(self.store.store_size()?)
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -418,6 +418,211 @@ fn seed(dir: &std::path::Path, n: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_history_rows_page_in_as_the_reviewer_scrolls() {
+    const N: i64 = 100_000;
+    let now = chrono::Utc::now();
+    let app = Desktop::launch(|dir| seed_history(dir, N, now)).await;
+    let opened = Instant::now();
+    app.keys("gh").await;
+    app.until(
+        "history rows",
+        &format!("{} > 0", rows("history-row")),
+        PATIENT,
+    )
+    .await;
+    let shown_in = opened.elapsed();
+    assert!(
+        shown_in < SECOND,
+        "history must show rows within a second of opening it; took {shown_in:?}"
+    );
+    app.until(
+        "the counts",
+        "document.querySelector('[data-testid=history-total]')?.textContent === '100,000 in history'",
+        PATIENT,
+    )
+    .await;
+    let newest = app
+        .js("return document.querySelector('[data-testid=history-title]').textContent")
+        .await;
+    assert_eq!(newest, "rollback build 100000", "newest first");
+
+    // Far down: scrolling loads page after page until an old row shows.
+    let far = "deploy build 98001";
+    let scrolled = Instant::now();
+    loop {
+        let found = app
+            .js(&format!(
+                "const l = document.querySelector('[data-testid=history-list]');
+                 const hit = [...document.querySelectorAll('[data-testid=history-title]')].some(e => e.textContent === '{far}');
+                 if (!hit) l.scrollTop = l.scrollHeight;
+                 return hit"
+            ))
+            .await;
+        if found == json!(true) {
+            break;
+        }
+        assert!(
+            scrolled.elapsed() < Duration::from_secs(60),
+            "scrolling never reached {far}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let loaded = app
+        .js("return document.querySelector('[data-testid=history-loaded]').textContent")
+        .await;
+    let loaded: i64 = loaded
+        .as_str()
+        .unwrap()
+        .trim_end_matches(" loaded")
+        .replace(',', "")
+        .parse()
+        .unwrap();
+    assert!(
+        loaded > 2_000 && loaded < N,
+        "pages loaded as the list scrolled, not all at once: {loaded}"
+    );
+    let in_dom = app
+        .js(&format!("return {}", rows("history-row")))
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(
+        in_dom < 200,
+        "only a window of rows is in the DOM, not {loaded}: {in_dom}"
+    );
+    app.keys("j").await;
+    app.until("the detail follows", DETAIL_FOLLOWS, PATIENT)
+        .await;
+
+    // A "to" date jumps to that day: rows ended on it or before.
+    let day = (now - chrono::Duration::days(300)).date_naive();
+    let day_end = day.succ_opt().unwrap().and_hms_opt(0, 0, 0).unwrap();
+    app.js(&format!(
+        "const d = document.querySelector('[data-testid=history-to]');
+         d.value = '{day}'; d.dispatchEvent(new Event('change')); return 0"
+    ))
+    .await;
+    app.until(
+        "history from that day down",
+        &format!(
+            "(() => {{ const t = [...document.querySelectorAll('[data-testid=history-when]')].map(e => e.dataset.ended);
+                 return t.length > 0 && t.every(x => new Date(x) < new Date({y}, {m}, {d})); }})()",
+            y = day_end.format("%Y"),
+            m = day_end.format("%m").to_string().parse::<u32>().unwrap() - 1,
+            d = day_end.format("%d").to_string().parse::<u32>().unwrap(),
+        ),
+        PATIENT,
+    )
+    .await;
+    let first = app
+        .js("return new Date(document.querySelector('[data-testid=history-when]').dataset.ended).getTime()")
+        .await
+        .as_f64()
+        .unwrap();
+    let day_start = day
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis() as f64;
+    assert!(
+        first > day_start - 2.0 * 86_400_000.0,
+        "the first row is from that day (its end in the local zone), not far older: {first}"
+    );
+
+    // Search: matched words marked in the titles, as text.
+    app.type_into("[data-testid=history-search]", "rollback")
+        .await;
+    app.until(
+        "marked search hits",
+        "[...document.querySelectorAll('[data-testid=history-title] mark')].length > 0 && [...document.querySelectorAll('[data-testid=history-title] mark')].every(m => m.textContent.toLowerCase() === 'rollback')",
+        PATIENT,
+    )
+    .await;
+    app.shot("history-big").await;
+
+    app.keys("gs").await;
+    let size = app
+        .until(
+            "the store size",
+            "(() => { const t = document.querySelector('[data-testid=store-size]')?.textContent ?? ''; return / MB in /.test(t) && t; })()",
+            PATIENT,
+        )
+        .await;
+    assert!(
+        size.as_str().unwrap().starts_with("Local store: "),
+        "{size}"
+    );
+    let status = app.invoke("status").await;
+    assert!(
+        status["store_bytes"].as_u64().unwrap() > 1_000_000,
+        "the store's size is reported: {status}"
+    );
+    app.close().await;
+}
+
+/// One account and `n` ended requests, one an hour back from `now`
+/// (request `n` newest), written with SQL in one transaction: the schema's
+/// triggers set when each ended and the history counter. Every tenth is a
+/// rollback.
+fn seed_history(dir: &std::path::Path, n: i64, now: chrono::DateTime<chrono::Utc>) {
+    use countersign_model::{NewAccount, Platform, SecretStoreKind};
+    let path = dir.join("countersign.sqlite3");
+    let store = countersign_store::Store::open(&path).unwrap();
+    let account = store
+        .add_account(
+            &NewAccount {
+                name: "archive".into(),
+                platform: Platform::Molecule,
+                base_url: "http://127.0.0.1:9".into(),
+                reviewer: "dana".into(),
+                secret_store: SecretStoreKind::None,
+                settings: json!({}),
+            },
+            "none",
+            now,
+        )
+        .unwrap();
+    drop(store);
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments,
+                    agent, created_at, allowed_decisions, status, outcome, decided_by, decided_at,
+                    raw, first_seen_at, updated_at)
+                 VALUES (?1, ?2, '{}', 'approval', ?3, ?4, ?5, ?6, ?7, '[\"approve\",\"deny\"]',
+                    ?8, ?9, 'dana', ?10, '{}', ?7, ?10)",
+            )
+            .unwrap();
+        for i in 1..=n {
+            let ended = now - chrono::Duration::hours(n - i);
+            let action = if i % 10 == 0 { "rollback" } else { "deploy" };
+            let (status, outcome) = if i % 3 == 0 {
+                ("denied", "deny")
+            } else {
+                ("approved", "approve")
+            };
+            insert
+                .execute(rusqlite::params![
+                    account.id,
+                    format!("h{i}"),
+                    format!("{action} build {i}"),
+                    action,
+                    format!("{{\"build\":{i}}}"),
+                    format!("agent {}", i % 7),
+                    ended - chrono::Duration::minutes(5),
+                    status,
+                    outcome,
+                    ended,
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_shows_what_the_reviewer_has() {
     let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
         .await

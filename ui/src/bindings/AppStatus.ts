@@ -4,4 +4,8 @@ export type AppStatus = { pending: number,
 /**
  * The tray's tooltip as it stands.
  */
-tray: string, data_dir: string, };
+tray: string, data_dir: string, 
+/**
+ * Bytes the store takes on disk.
+ */
+store_bytes: number, };
