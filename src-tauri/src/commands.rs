@@ -305,3 +305,37 @@ pub fn status(state: AppStateRef<'_>) -> Result<AppStatus> {
         store_bytes: state.inbox.store_size()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_filter_refuses_a_bad_cursor_or_date_and_takes_a_to_date_as_its_end() {
+        let bad = HistoryFilter {
+            before: Some("yesterday".into()),
+            ..Default::default()
+        };
+        let e = bad.query().unwrap_err();
+        assert!(
+            matches!(e.code, crate::error::ErrorCode::Invalid) && e.message.contains("yesterday"),
+            "a bad cursor is refused input that names it: {e:?}"
+        );
+        let bad = HistoryFilter {
+            since: Some("last week".into()),
+            ..Default::default()
+        };
+        assert!(bad.query().is_err(), "a bad date is refused");
+        let q = HistoryFilter {
+            until: Some("2026-03-01".into()),
+            ..Default::default()
+        }
+        .query()
+        .unwrap();
+        assert_eq!(
+            q.until.unwrap().to_rfc3339(),
+            "2026-03-02T00:00:00+00:00",
+            "a `to` date includes its whole day"
+        );
+    }
+}
