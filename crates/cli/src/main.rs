@@ -1,21 +1,26 @@
 //! `countersign`: the approval inbox on a terminal. Same core, same data dir
 //! as the desktop app; every command is a thin call into `countersign-inbox`.
 //!
-//! Exit codes: 0 success; 1 error; 2 bad usage; 3 a decision was recorded
-//! but is queued, not yet delivered.
+//! Exit codes: 0 success (also when the reader of our output went away,
+//! as with `| head`); 1 error; 2 bad usage; 3 a decision was recorded but
+//! is queued, not yet delivered.
 
 mod print;
+mod when;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use countersign_inbox::{export::Format, AccountInput, DecisionInput, Inbox};
+use countersign_inbox::export::{ExportError, Format};
+use countersign_inbox::{AccountInput, DecisionInput, Inbox};
 use countersign_model::{
     Delivery, Outcome, Platform, Secret, SecretStoreKind, Status, SystemClock,
 };
-use countersign_store::{HistoryQuery, PendingQuery};
-use std::io::Write;
+use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use when::When;
 
 #[derive(Parser)]
 #[command(
@@ -92,30 +97,90 @@ enum Command {
         #[arg(long, conflicts_with_all = ["value", "args", "text"])]
         thread: bool,
     },
-    /// Decided, expired and resolved-elsewhere requests, newest first.
+    /// Decided, expired and resolved-elsewhere requests, newest first by
+    /// when they ended, printed as they are read.
+    ///
+    /// With --limit, a page: when more rows follow, the command for the
+    /// next page is printed on stderr (`more: countersign history --before
+    /// CURSOR …`).
     History {
+        /// JSON Lines: one JSON object per row (not one array), so a script
+        /// can read rows as they come.
         #[arg(long)]
         json: bool,
-        /// Full-text search over title, action, arguments, reason, agent, comment.
-        #[arg(long)]
-        search: Option<String>,
-        #[arg(long, value_parser = parse_status)]
-        status: Option<Status>,
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long)]
-        agent: Option<String>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Only rows older than this cursor (from a `more:` line).
+        #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+        before: Option<HistoryCursor>,
+        /// At most this many rows.
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Every request and decision, for archiving.
+    /// Requests and their decisions, for archiving: every request (oldest
+    /// first), or with filters the ended ones history would list, then the
+    /// matching pending ones. Streamed; a progress bar shows on a terminal.
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        filter: Filter,
     },
+    /// Delete history that ended before a time, and give the space back.
+    /// Pending requests and decisions not yet delivered are always kept.
+    Prune {
+        /// A date (2026-06-01), an RFC 3339 time, or a span back from now (90d).
+        #[arg(long, value_name = "WHEN", value_parser = when::parse)]
+        before: When,
+        /// Keep the requests and their decisions; drop only the platforms'
+        /// raw payloads.
+        #[arg(long)]
+        keep_decisions: bool,
+        /// Do not ask first (required when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// History's filters (shared by `history` and `export`).
+#[derive(clap::Args)]
+struct Filter {
+    /// Full-text search over title, action, arguments, reason, agent, comment.
+    #[arg(long)]
+    search: Option<String>,
+    #[arg(long, value_parser = parse_status)]
+    status: Option<Status>,
+    #[arg(long)]
+    account: Option<String>,
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<Platform>,
+    #[arg(long)]
+    agent: Option<String>,
+    /// Ended at or after: a date (2026-12-01), an RFC 3339 time, or a span
+    /// back from now (7d, 12h, 30m).
+    #[arg(long, value_name = "WHEN", value_parser = when::parse)]
+    since: Option<When>,
+    /// Ended before (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = when::parse)]
+    until: Option<When>,
+}
+
+impl Filter {
+    fn query(self, now: chrono::DateTime<chrono::Utc>) -> HistoryQuery {
+        HistoryQuery {
+            statuses: self.status.into_iter().collect(),
+            account: self.account,
+            platform: self.platform,
+            agent: self.agent,
+            search: self.search,
+            since: self.since.map(|w| w.resolve(now)),
+            until: self.until.map(|w| w.resolve(now)),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -211,23 +276,61 @@ fn parse_status(s: &str) -> Result<Status, String> {
     })
 }
 
+fn parse_cursor(s: &str) -> Result<HistoryCursor, String> {
+    s.parse()
+        .map_err(|e: countersign_store::BadCursor| e.to_string())
+}
+
 /// A failure to report: one line on stderr, then the exit code.
 struct Failure {
     message: String,
     code: u8,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// The reader of our output went away (`| head`): not worth a word.
+    fn broken_pipe(&self) -> bool {
+        self.code == 0
+    }
+}
+
+fn is_broken_pipe(e: &(dyn std::any::Any + 'static)) -> bool {
+    let io = e
+        .downcast_ref::<std::io::Error>()
+        .or(match e.downcast_ref() {
+            Some(ExportError::Write(io)) => Some(io),
+            _ => None,
+        });
+    io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+impl<E: std::fmt::Display + 'static> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
             message: e.to_string(),
-            code: 1,
+            code: if is_broken_pipe(&e) { 0 } else { 1 },
         }
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A value that does not parse (a date, a cursor) is one line.
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad usage"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -238,6 +341,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
+        Err(f) if f.broken_pipe() => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", print::clean(&f.message));
             ExitCode::from(f.code)
@@ -326,41 +430,216 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::History {
             json,
-            search,
-            status,
-            account,
-            agent,
+            filter,
+            before,
             limit,
         } => {
             let q = HistoryQuery {
-                statuses: status.into_iter().collect(),
-                account,
-                agent,
-                search,
+                before,
                 limit,
-                ..Default::default()
+                ..filter.query(inbox.clock().now())
             };
-            let list = inbox.history(&q)?;
-            print::requests(&mut out, &list, json, inbox.clock().now())?;
-            Ok(0)
+            history(&inbox, &q, json, &mut out)
         }
-        Command::Export { format, output } => {
+        Command::Export {
+            format,
+            output,
+            filter,
+        } => {
             let format = match format {
                 ExportFormat::Jsonl => Format::Jsonl,
                 ExportFormat::Csv => Format::Csv,
             };
-            let count = match output {
-                Some(path) => {
-                    let mut file = std::fs::File::create(&path)
-                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    inbox.export(format, &mut file)?
-                }
-                None => inbox.export(format, &mut out)?,
-            };
-            eprintln!("exported {count} requests");
-            Ok(0)
+            let q = filter.query(inbox.clock().now());
+            export(&inbox, format, &q, output, &mut out)
+        }
+        Command::Prune {
+            before,
+            keep_decisions,
+            yes,
+        } => prune(&inbox, before, keep_decisions, yes, &mut out),
+    }
+}
+
+/// Prints rows as they are read; with a limit that cut the list short,
+/// says on stderr how to get the next page.
+fn history(
+    inbox: &Inbox,
+    q: &HistoryQuery,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let mut rows = print::RequestRows::new(json, inbox.clock().now());
+    let mut failed = None;
+    let mut last = None;
+    inbox.for_each_history(q, |r| match rows.row(out, &r) {
+        Ok(()) => {
+            last = Some(r.id);
+            ControlFlow::Continue(())
+        }
+        Err(e) => {
+            failed = Some(e);
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    rows.finish(out)?;
+    let (Some(limit), Some(last)) = (q.limit, last) else {
+        return Ok(0);
+    };
+    if rows.rows() < u64::from(limit) {
+        return Ok(0);
+    }
+    let Some(ended_at) = inbox.store().ended_at(last)? else {
+        return Ok(0);
+    };
+    let next = HistoryCursor { ended_at, id: last };
+    let more = inbox.store().history_page(&HistoryQuery {
+        before: Some(next),
+        limit: Some(1),
+        ..q.clone()
+    })?;
+    if !more.rows.is_empty() {
+        eprintln!(
+            "more: countersign history --before {next}{}",
+            repeat_args(q, json)
+        );
+    }
+    Ok(0)
+}
+
+/// The flags that select the same rows again, for the `more:` line.
+fn repeat_args(q: &HistoryQuery, json: bool) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:@/+=,".contains(c))
+        {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    let mut out = String::new();
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.push_str(&format!(" --{name} {}", quote(&print::clean(&v))));
+        }
+    };
+    flag("limit", q.limit.map(|l| l.to_string()));
+    flag("status", q.statuses.first().map(|s| s.as_str().to_owned()));
+    flag("account", q.account.clone());
+    flag("platform", q.platform.map(|p| p.as_str().to_owned()));
+    flag("agent", q.agent.clone());
+    flag("search", q.search.clone());
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    flag("since", q.since.map(time));
+    flag("until", q.until.map(time));
+    if json {
+        out.push_str(" --json");
+    }
+    out
+}
+
+fn export(
+    inbox: &Inbox,
+    format: Format,
+    q: &HistoryQuery,
+    output: Option<PathBuf>,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    // A bar only for a person watching; nothing in logs or pipes.
+    let bar = if std::io::stderr().is_terminal() {
+        let total = inbox.store().history_total()? + inbox.store().pending_count()?;
+        indicatif::ProgressBar::new(total.max(0) as u64).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} requests ({eta} left)")
+                .expect("a valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut progress = |n: u64| bar.set_position(n);
+    let count = match output {
+        Some(path) => {
+            let file = std::fs::File::create(&path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            inbox.export(format, q, &mut w, &mut progress)?
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(out);
+            inbox.export(format, q, &mut w, &mut progress)?
+        }
+    };
+    bar.finish_and_clear();
+    eprintln!("exported {count} requests");
+    Ok(0)
+}
+
+fn prune(
+    inbox: &Inbox,
+    before: When,
+    keep_decisions: bool,
+    yes: bool,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let now = inbox.clock().now();
+    let p = countersign_store::Prune {
+        before: before.resolve(now),
+        keep_decisions,
+    };
+    let cutoff = p.before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let n = inbox.store().prune_count(&p)?;
+    if n == 0 {
+        writeln!(out, "nothing to prune: no request ended before {cutoff}")?;
+        return Ok(0);
+    }
+    if keep_decisions {
+        writeln!(out, "will drop the raw payloads of {n} requests that ended before {cutoff} (the requests and their decisions stay)")?;
+    } else {
+        writeln!(
+            out,
+            "will delete {n} requests that ended before {cutoff}, with their decisions"
+        )?;
+    }
+    writeln!(
+        out,
+        "pending requests and decisions not yet delivered are kept"
+    )?;
+    out.flush()?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::usage(
+                "refusing to prune without --yes: standard input is not a terminal",
+            ));
+        }
+        eprint!("go ahead? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            writeln!(out, "nothing changed")?;
+            return Ok(0);
         }
     }
+    let done = inbox.store().prune(&p, now)?;
+    if keep_decisions {
+        writeln!(
+            out,
+            "dropped the raw payloads of {} requests",
+            done.payloads
+        )?;
+    } else {
+        writeln!(
+            out,
+            "deleted {} requests and their decisions",
+            done.requests
+        )?;
+    }
+    writeln!(out, "freed {}", print::bytes(done.freed_bytes))?;
+    Ok(0)
 }
 
 async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Result<u8, Failure> {
@@ -496,8 +775,11 @@ async fn sync_forever(inbox: &Inbox) -> Result<u8, Failure> {
             event = events.recv() => match event {
                 Ok(event) => {
                     let mut out = std::io::stdout().lock();
-                    print::event(&mut out, &event, clock.now())?;
-                    out.flush()?;
+                    let shown = print::event(&mut out, &event, clock.now()).and_then(|()| out.flush());
+                    if let Err(e) = shown {
+                        running.stop().await;
+                        return Err(e.into());
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     eprintln!("({n} events not shown; `countersign pending` has them all)");

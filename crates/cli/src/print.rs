@@ -61,45 +61,108 @@ pub fn requests(
     if list.is_empty() {
         return writeln!(out, "nothing here");
     }
+    request_header(out)?;
+    for r in list {
+        request_row(out, r, now)?;
+    }
+    Ok(())
+}
+
+/// Prints a list of requests one row at a time, as they are read, in the
+/// same shape as [`requests`] (or as JSON Lines, one object a row).
+pub struct RequestRows {
+    as_json: bool,
+    now: DateTime<Utc>,
+    rows: u64,
+}
+
+impl RequestRows {
+    pub fn new(as_json: bool, now: DateTime<Utc>) -> Self {
+        Self {
+            as_json,
+            now,
+            rows: 0,
+        }
+    }
+
+    pub fn row(&mut self, out: &mut impl Write, r: &RequestView) -> io::Result<()> {
+        if self.as_json {
+            serde_json::to_writer(&mut *out, r).map_err(io::Error::other)?;
+            writeln!(out)?;
+        } else {
+            if self.rows == 0 {
+                request_header(out)?;
+            }
+            request_row(out, r, self.now)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows printed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Says so when there was nothing (JSON Lines: nothing is no line).
+    pub fn finish(&self, out: &mut impl Write) -> io::Result<()> {
+        if self.rows == 0 && !self.as_json {
+            writeln!(out, "nothing here")?;
+        }
+        out.flush()
+    }
+}
+
+fn request_header(out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "{:>6}  {:<12} {:<20} {:<36} {:>5}  {:<18}",
         "ID", "ACCOUNT", "AGENT", "ACTION", "AGE", "STATUS / DEADLINE"
-    )?;
-    for r in list {
-        let state = if r.status.is_pending() {
-            match r.deadline {
-                Some(d) if d > now => format!("due in {}", span(now, d)),
-                Some(_) => "overdue".into(),
-                None => "pending".into(),
+    )
+}
+
+fn request_row(out: &mut impl Write, r: &RequestView, now: DateTime<Utc>) -> io::Result<()> {
+    let state = if r.status.is_pending() {
+        match r.deadline {
+            Some(d) if d > now => format!("due in {}", span(now, d)),
+            Some(_) => "overdue".into(),
+            None => "pending".into(),
+        }
+    } else {
+        let mut s = r.status.as_str().replace('_', " ");
+        if let Some(by) = &r.decided_by {
+            s.push_str(&format!(" by {}", cell(by, 16)));
+        }
+        if let Some(d) = r.delivery {
+            if d != countersign_model::Delivery::Confirmed {
+                s.push_str(&format!(" [{d}]"));
             }
-        } else {
-            let mut s = r.status.as_str().replace('_', " ");
-            if let Some(by) = &r.decided_by {
-                s.push_str(&format!(" by {}", cell(by, 16)));
-            }
-            if let Some(d) = r.delivery {
-                if d != countersign_model::Delivery::Confirmed {
-                    s.push_str(&format!(" [{d}]"));
-                }
-            }
-            if r.delivery_note.is_some() {
-                s.push_str(" [!]");
-            }
-            s
-        };
-        writeln!(
-            out,
-            "{:>6}  {:<12} {:<20} {:<36} {:>5}  {}",
-            r.id,
-            cell(&r.account, 12),
-            cell(r.agent.as_deref().unwrap_or("-"), 20),
-            cell(&r.title, 36),
-            span(r.created_at, now),
-            state
-        )?;
+        }
+        if r.delivery_note.is_some() {
+            s.push_str(" [!]");
+        }
+        s
+    };
+    writeln!(
+        out,
+        "{:>6}  {:<12} {:<20} {:<36} {:>5}  {}",
+        r.id,
+        cell(&r.account, 12),
+        cell(r.agent.as_deref().unwrap_or("-"), 20),
+        cell(&r.title, 36),
+        span(r.created_at, now),
+        state
+    )
+}
+
+/// "1.2 MB": a size for people.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1_000 => format!("{n} B"),
+        n if n < 1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n if n < 1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n => format!("{:.1} GB", n as f64 / 1e9),
     }
-    Ok(())
 }
 
 pub fn detail(out: &mut impl Write, d: &RequestDetail, as_json: bool) -> io::Result<()> {

@@ -155,7 +155,10 @@ async fn a_request_created_on_the_server_shows_after_sync_once_and_approving_rea
         "a decided request leaves the inbox"
     );
     let o = run(dir.path(), &["history", "--json", "--search", "ship"]).await;
-    let history: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let history: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history --json prints JSON Lines"))
+        .collect();
     assert_eq!(history.len(), 1, "the comment is searchable in history");
     assert_eq!(history[0]["status"], "approved");
     assert_eq!(history[0]["delivery"], "confirmed");

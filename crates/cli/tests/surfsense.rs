@@ -278,7 +278,10 @@ async fn a_deny_surfsense_ran_on_after_says_so_in_decide_show_and_history() {
         "{shown}"
     );
     let history = run(data.path(), &[], &["history", "--json"]).await;
-    let rows: Vec<Value> = serde_json::from_slice(&history.stdout).unwrap();
+    let rows: Vec<Value> = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history --json prints JSON Lines"))
+        .collect();
     let doom_id: i64 = doom.parse().unwrap();
     let row = rows.iter().find(|r| r["id"] == doom_id).unwrap();
     assert!(

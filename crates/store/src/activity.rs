@@ -90,6 +90,41 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// What the platform reported about each of these requests, keyed by
+    /// `(account id, remote id)`, oldest first: one query per account and
+    /// 500 requests, for exports.
+    pub fn activity_for_requests(
+        &self,
+        requests: &[(i64, &str)],
+    ) -> Result<std::collections::HashMap<(i64, String), Vec<Activity>>> {
+        let mut by_account: std::collections::BTreeMap<i64, Vec<&str>> = Default::default();
+        for (account, remote) in requests {
+            by_account.entry(*account).or_default().push(remote);
+        }
+        let mut out: std::collections::HashMap<(i64, String), Vec<Activity>> = Default::default();
+        let conn = self.conn();
+        for (account, remotes) in by_account {
+            for chunk in remotes.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM activity v
+                     JOIN accounts a ON a.id = v.account_id
+                     WHERE v.account_id = ? AND v.request_remote_id IN ({marks})
+                     ORDER BY v.occurred_at, v.id"
+                ))?;
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&account];
+                params.extend(chunk.iter().map(|r| r as &dyn rusqlite::ToSql));
+                let rows = stmt.query_map(params.as_slice(), activity_from_row)?;
+                for a in rows {
+                    let a = a?;
+                    let remote = a.request_remote_id.clone().unwrap_or_default();
+                    out.entry((account, remote)).or_default().push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn activity_item(&self, id: i64) -> Result<Option<Activity>> {
         Ok(self
             .conn()

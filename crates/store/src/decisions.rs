@@ -135,6 +135,29 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every decision made on each of these requests (those with one),
+    /// oldest first, in one query per 500 requests: for exports, which
+    /// would otherwise ask once per row.
+    pub fn decisions_for_requests(
+        &self,
+        request_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<Decision>>> {
+        let mut out: std::collections::HashMap<i64, Vec<Decision>> = Default::default();
+        let conn = self.conn();
+        for chunk in request_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE request_id IN ({marks}) ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk), decision_from_row)?;
+            for d in rows {
+                let d = d?;
+                out.entry(d.request_id).or_default().push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The latest decision of each of these requests (those with one), in
     /// one query.
     pub fn latest_decisions(
