@@ -12,7 +12,7 @@ packages=(
   # Node for the UI build
   nodejs npm
   # running the app headless and testing it as a user would
-  xvfb xauth dbus dbus-x11 webkit2gtk-driver imagemagick dunst
+  xvfb xauth dbus dbus-x11 webkit2gtk-driver imagemagick dunst time
   # a real OS keychain (Secret Service) for the keychain tests
   gnome-keyring libsecret-tools
 )
