@@ -4,9 +4,9 @@
 use crate::error::{IpcError, Result};
 use crate::prefs::Prefs;
 use crate::state::AppState;
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use countersign_inbox::{
-    AccountInput, AccountView, DecisionInput, HistoryPageView, RequestDetail, RequestView,
+    when, AccountInput, AccountView, DecisionInput, HistoryPageView, RequestDetail, RequestView,
 };
 use countersign_model::{
     Activity, Delivery, Kind, Outcome, Platform, Secret, SecretStoreKind, Status,
@@ -52,7 +52,7 @@ pub struct HistoryFilter {
 }
 
 impl HistoryFilter {
-    fn query(self) -> Result<HistoryQuery> {
+    fn query(self, now: DateTime<Utc>) -> Result<HistoryQuery> {
         let before = self.before.filter(|c| !c.is_empty());
         Ok(HistoryQuery {
             statuses: self.status.into_iter().collect(),
@@ -60,8 +60,8 @@ impl HistoryFilter {
             platform: self.platform,
             agent: self.agent.filter(|a| !a.is_empty()),
             search: self.search.filter(|s| !s.trim().is_empty()),
-            since: moment("since", self.since, 0)?,
-            until: moment("until", self.until, 1)?,
+            since: moment("since", self.since, false, now)?,
+            until: moment("until", self.until, true, now)?,
             before: before
                 .map(|c| c.parse::<HistoryCursor>())
                 .transpose()
@@ -71,24 +71,19 @@ impl HistoryFilter {
     }
 }
 
-/// An RFC 3339 time, or a date taken as the start of that UTC day plus
-/// `days` (1: its end).
-fn moment(field: &str, value: Option<String>, days: i64) -> Result<Option<DateTime<Utc>>> {
+/// A date, an RFC 3339 time or a span back from `now` (see
+/// [`when::parse`]); as `until`, a date counts whole.
+fn moment(
+    field: &str,
+    value: Option<String>,
+    until: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(&v) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    match NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
-        Ok(d) => Ok(Some(
-            d.and_time(NaiveTime::MIN).and_utc() + Duration::days(days),
-        )),
-        Err(_) => Err(IpcError::invalid(format!(
-            "`{field}` is not a date (2026-03-01) or time (2026-03-01T09:30:00Z): `{}`",
-            v.chars().take(40).collect::<String>()
-        ))),
-    }
+    let w = when::parse(&v).map_err(|e| IpcError::invalid(format!("`{field}`: {e}")))?;
+    Ok(Some(if until { w.end(now) } else { w.resolve(now) }))
 }
 
 /// One decision applied to one or more requests (bulk triage).
@@ -215,7 +210,9 @@ pub async fn decide(
 /// the page after it.
 #[tauri::command]
 pub fn history_page(state: AppStateRef<'_>, filter: HistoryFilter) -> Result<HistoryPageView> {
-    Ok(state.inbox.history_page(&filter.query()?)?)
+    Ok(state
+        .inbox
+        .history_page(&filter.query(state.inbox.clock().now())?)?)
 }
 
 #[tauri::command]
@@ -312,11 +309,12 @@ mod tests {
 
     #[test]
     fn history_filter_refuses_a_bad_cursor_or_date_and_takes_a_to_date_as_its_end() {
+        let now = chrono::Utc::now();
         let bad = HistoryFilter {
             before: Some("yesterday".into()),
             ..Default::default()
         };
-        let e = bad.query().unwrap_err();
+        let e = bad.query(now).unwrap_err();
         assert!(
             matches!(e.code, crate::error::ErrorCode::Invalid) && e.message.contains("yesterday"),
             "a bad cursor is refused input that names it: {e:?}"
@@ -325,12 +323,12 @@ mod tests {
             since: Some("last week".into()),
             ..Default::default()
         };
-        assert!(bad.query().is_err(), "a bad date is refused");
+        assert!(bad.query(now).is_err(), "a bad date is refused");
         let q = HistoryFilter {
             until: Some("2026-03-01".into()),
             ..Default::default()
         }
-        .query()
+        .query(now)
         .unwrap();
         assert_eq!(
             q.until.unwrap().to_rfc3339(),

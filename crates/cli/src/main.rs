@@ -6,10 +6,10 @@
 //! is queued, not yet delivered.
 
 mod print;
-mod when;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use countersign_inbox::export::{ExportError, Format};
+use countersign_inbox::when::{self, When};
 use countersign_inbox::{AccountInput, DecisionInput, Inbox};
 use countersign_model::{
     Delivery, Outcome, Platform, Secret, SecretStoreKind, Status, SystemClock,
@@ -20,7 +20,6 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use when::When;
 
 #[derive(Parser)]
 #[command(
@@ -471,12 +470,8 @@ fn history(
 ) -> Result<u8, Failure> {
     let mut rows = print::RequestRows::new(json, inbox.clock().now());
     let mut failed = None;
-    let mut last = None;
-    inbox.for_each_history(q, |r| match rows.row(out, &r) {
-        Ok(()) => {
-            last = Some(r.id);
-            ControlFlow::Continue(())
-        }
+    let next = inbox.for_each_history(q, |r| match rows.row(out, &r) {
+        Ok(()) => ControlFlow::Continue(()),
         Err(e) => {
             failed = Some(e);
             ControlFlow::Break(())
@@ -486,16 +481,9 @@ fn history(
         return Err(e.into());
     }
     rows.finish(out)?;
-    let (Some(limit), Some(last)) = (q.limit, last) else {
+    let Some(next) = next else {
         return Ok(0);
     };
-    if rows.rows() < u64::from(limit) {
-        return Ok(0);
-    }
-    let Some(ended_at) = inbox.store().ended_at(last)? else {
-        return Ok(0);
-    };
-    let next = HistoryCursor { ended_at, id: last };
     let more = inbox.store().history_page(&HistoryQuery {
         before: Some(next),
         limit: Some(1),

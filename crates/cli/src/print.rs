@@ -99,11 +99,6 @@ impl RequestRows {
         Ok(())
     }
 
-    /// Rows printed so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Says so when there was nothing (JSON Lines: nothing is no line).
     pub fn finish(&self, out: &mut impl Write) -> io::Result<()> {
         if self.rows == 0 && !self.as_json {

@@ -4,7 +4,7 @@
 
 use crate::{HistoryPageView, Inbox, InboxError, RequestDetail, RequestView, Result};
 use countersign_model::{Decision, DecisionDraft, Delivery, Outcome};
-use countersign_store::{HistoryQuery, PendingQuery};
+use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -264,32 +264,31 @@ impl Inbox {
     }
 
     /// Calls `f` with every history row `q` selects, newest first, a page
-    /// at a time (memory stays at one page). Stops when `f` breaks.
+    /// at a time (memory stays at one page). Stops when `f` breaks; returns
+    /// where the walk would go on when it stopped at `q.limit`.
     pub fn for_each_history(
         &self,
         q: &HistoryQuery,
         mut f: impl FnMut(RequestView) -> std::ops::ControlFlow<()>,
-    ) -> Result<()> {
-        let mut left = q.limit;
-        let mut page = q.clone();
-        loop {
-            let want = left.map_or(500, |l| l.min(500));
-            if want == 0 {
-                return Ok(());
-            }
-            page.limit = Some(want);
-            let p = self.store.history_page(&page)?;
-            let got = p.rows.len() as u32;
-            for v in self.views(p.rows)? {
-                if f(v).is_break() {
-                    return Ok(());
+    ) -> Result<Option<HistoryCursor>> {
+        let mut failed = None;
+        let next = self
+            .store
+            .for_each_history_page(q, |rows| match self.views(rows) {
+                Ok(views) => {
+                    for v in views {
+                        f(v)?;
+                    }
+                    std::ops::ControlFlow::Continue(())
                 }
-            }
-            left = left.map(|l| l - got);
-            match p.next {
-                Some(c) => page.before = Some(c),
-                None => return Ok(()),
-            }
+                Err(e) => {
+                    failed = Some(e);
+                    std::ops::ControlFlow::Break(())
+                }
+            })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(next),
         }
     }
 

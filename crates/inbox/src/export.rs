@@ -80,12 +80,17 @@ const CSV_HEADER: [&str; 19] = [
     "delivery_note",
 ];
 
+/// The writer of one format.
+#[allow(clippy::large_enum_variant)] // one per export, never moved around
+enum Out<'a> {
+    Jsonl(&'a mut dyn Write),
+    Csv(csv::Writer<&'a mut dyn Write>),
+}
+
 /// Where rows go, a batch at a time.
 struct Sink<'a> {
     inbox: &'a Inbox,
-    format: Format,
-    jsonl: Option<&'a mut dyn Write>,
-    csv: Option<csv::Writer<&'a mut dyn Write>>,
+    out: Out<'a>,
     batch: Vec<Request>,
     written: u64,
     progress: &'a mut dyn FnMut(u64),
@@ -99,19 +104,17 @@ impl<'a> Sink<'a> {
         out: &'a mut dyn Write,
         progress: &'a mut dyn FnMut(u64),
     ) -> Result<Self, ExportError> {
-        let (jsonl, csv) = match format {
-            Format::Jsonl => (Some(out), None),
+        let out = match format {
+            Format::Jsonl => Out::Jsonl(out),
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(CSV_HEADER)?;
-                (None, Some(w))
+                Out::Csv(w)
             }
         };
         Ok(Self {
             inbox,
-            format,
-            jsonl,
-            csv,
+            out,
             batch: Vec::with_capacity(BATCH),
             written: 0,
             progress,
@@ -141,15 +144,14 @@ impl<'a> Sink<'a> {
         let store = self.inbox.store();
         let ids: Vec<i64> = self.batch.iter().map(|r| r.id).collect();
         let mut decisions = store.decisions_for_requests(&ids)?;
-        match self.format {
-            Format::Jsonl => {
+        match &mut self.out {
+            Out::Jsonl(out) => {
                 let keys: Vec<(i64, &str)> = self
                     .batch
                     .iter()
                     .map(|r| (r.account_id, r.remote_id.as_str()))
                     .collect();
                 let mut reports = store.activity_for_requests(&keys)?;
-                let out = self.jsonl.as_mut().expect("jsonl sink");
                 for r in self.batch.drain(..) {
                     let decisions = decisions.remove(&r.id).unwrap_or_default();
                     let detail = RequestDetail {
@@ -166,8 +168,7 @@ impl<'a> Sink<'a> {
                     out.write_all(b"\n")?;
                 }
             }
-            Format::Csv => {
-                let w = self.csv.as_mut().expect("csv sink");
+            Out::Csv(w) => {
                 for r in self.batch.drain(..) {
                     let latest = decisions.get(&r.id).and_then(|d| d.last());
                     let v = RequestView::new(&r, latest);
@@ -182,11 +183,9 @@ impl<'a> Sink<'a> {
 
     fn finish(mut self) -> Result<u64, ExportError> {
         self.write_batch()?;
-        if let Some(w) = self.csv.as_mut() {
-            w.flush()?;
-        }
-        if let Some(out) = self.jsonl.as_mut() {
-            out.flush()?;
+        match &mut self.out {
+            Out::Jsonl(out) => out.flush()?,
+            Out::Csv(w) => w.flush()?,
         }
         Ok(self.written)
     }

@@ -11,6 +11,7 @@ mod deciding;
 pub mod export;
 mod sessions;
 mod view;
+pub mod when;
 
 pub use accounts::AccountInput;
 pub use countersign_secrets::SecretError;

@@ -17,7 +17,6 @@ use crate::{Result, Store};
 use chrono::{DateTime, SecondsFormat, Utc};
 use countersign_model::{Platform, Request, Status};
 use rusqlite::types::ToSql;
-use rusqlite::OptionalExtension;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::ControlFlow;
@@ -123,35 +122,49 @@ impl Store {
         Ok(out)
     }
 
-    /// Calls `f` with every ended request `q` selects, newest first, a page
-    /// at a time: memory stays at one page whatever the store holds, and no
-    /// transaction is held between pages. Stops when `f` breaks.
+    /// Calls `f` with each page of the ended requests `q` selects, newest
+    /// first: memory stays at one page whatever the store holds, and no
+    /// transaction is held between pages. Stops when `f` breaks. Returns
+    /// where the walk would go on when it stopped at `q.limit` (more rows
+    /// may follow), else `None`.
+    pub fn for_each_history_page(
+        &self,
+        q: &HistoryQuery,
+        mut f: impl FnMut(Vec<Request>) -> ControlFlow<()>,
+    ) -> Result<Option<HistoryCursor>> {
+        const WALK_PAGE: u32 = 500;
+        let mut left = q.limit;
+        let mut page = q.clone();
+        loop {
+            if left == Some(0) {
+                return Ok(None);
+            }
+            page.limit = Some(left.map_or(WALK_PAGE, |l| l.min(WALK_PAGE)));
+            let HistoryPage { rows, next } = self.history_page(&page)?;
+            left = left.map(|l| l - rows.len() as u32);
+            if f(rows).is_break() {
+                return Ok(None);
+            }
+            match next {
+                Some(c) if left == Some(0) => return Ok(Some(c)),
+                Some(c) => page.before = Some(c),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// [`Store::for_each_history_page`], a row at a time.
     pub fn for_each_history(
         &self,
         q: &HistoryQuery,
         mut f: impl FnMut(Request) -> ControlFlow<()>,
-    ) -> Result<()> {
-        let mut left = q.limit.map(u64::from);
-        let mut page = q.clone();
-        loop {
-            let want = left.map_or(1_000, |l| l.min(1_000)) as u32;
-            if want == 0 {
-                return Ok(());
-            }
-            page.limit = Some(want);
-            let HistoryPage { rows, next } = self.history_page(&page)?;
-            let got = rows.len() as u64;
+    ) -> Result<Option<HistoryCursor>> {
+        self.for_each_history_page(q, |rows| {
             for r in rows {
-                if f(r).is_break() {
-                    return Ok(());
-                }
+                f(r)?;
             }
-            left = left.map(|l| l - got);
-            match next {
-                Some(c) => page.before = Some(c),
-                None => return Ok(()),
-            }
-        }
+            ControlFlow::Continue(())
+        })
     }
 
     /// How many ended requests the store holds (a counter the store keeps,
@@ -312,16 +325,5 @@ impl Store {
             .map(|r| r.map(|r| (r.id, r)))
             .collect::<rusqlite::Result<_>>()?;
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
-    }
-
-    /// When request `id` ended, if it has.
-    pub fn ended_at(&self, id: i64) -> Result<Option<DateTime<Utc>>> {
-        Ok(self
-            .conn()
-            .query_row("SELECT ended_at FROM requests WHERE id = ?1", [id], |r| {
-                r.get::<_, Option<DateTime<Utc>>>(0)
-            })
-            .optional()?
-            .flatten())
     }
 }

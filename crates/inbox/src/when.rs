@@ -1,13 +1,16 @@
 //! Points in time as a reviewer types them: a date, an RFC 3339 time, or a
 //! span back from now (`7d`). A span is resolved against the inbox's clock
-//! only when the command runs, so parsing never reads the clock.
+//! only when the command runs, so parsing never reads the clock. Shared
+//! by the CLI's flags and the app's history filter.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
 /// A time given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
     At(DateTime<Utc>),
+    /// A whole UTC day.
+    Day(NaiveDate),
     /// This long before now.
     Ago(Duration),
 }
@@ -16,10 +19,20 @@ pub enum When {
 const MAX_DAYS: i64 = 100 * 366;
 
 impl When {
+    /// The moment meant; a day is its start.
     pub fn resolve(self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             When::At(t) => t,
+            When::Day(d) => d.and_time(NaiveTime::MIN).and_utc(),
             When::Ago(d) => now - d,
+        }
+    }
+
+    /// The end of what is meant, for an inclusive "to": a day is its end.
+    pub fn end(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            When::Day(d) => When::Day(d).resolve(now) + Duration::days(1),
+            other => other.resolve(now),
         }
     }
 }
@@ -38,8 +51,7 @@ pub fn parse(s: &str) -> Result<When, String> {
         return Ok(When::At(t.with_timezone(&Utc)));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
-        return Ok(When::At(t));
+        return Ok(When::Day(d));
     }
     let unit_at = s
         .len()
@@ -79,6 +91,11 @@ mod tests {
         assert_eq!(
             at("2026-12-01T09:30:00+01:00"),
             Utc.with_ymd_and_hms(2026, 12, 1, 8, 30, 0).unwrap()
+        );
+        assert_eq!(
+            parse("2026-12-01").unwrap().end(now),
+            Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap(),
+            "an inclusive `to` day ends at the next midnight"
         );
         assert_eq!(at("7d"), now - Duration::days(7));
         assert_eq!(at("12h"), now - Duration::hours(12));
