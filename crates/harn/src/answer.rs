@@ -41,10 +41,9 @@ pub enum Written {
     Counted { approvals: usize, required: u64 },
     /// The waitpoint was no longer open: nothing was written.
     AlreadyClosed { status: String, by: Option<String> },
-    /// harn asked again under the same request id with other content (the
-    /// ask pending now began at `now_pending`): the decided ask is no longer
-    /// pending, and nothing was written.
-    Replaced { now_pending: i64 },
+    /// harn asked again under the same request id with other content: the
+    /// decided ask is no longer pending, and nothing was written.
+    Replaced,
 }
 
 /// Why nothing was written.
@@ -137,11 +136,9 @@ pub fn answer(
         }
     }
     let first = first.ok_or_else(|| AnswerError::MissingEnvelope(id.into()))?;
-    let (generation, latest) = pending.expect("set with `first`");
+    let (generation, latest) = pending.ok_or_else(|| AnswerError::MissingEnvelope(id.into()))?;
     if decided_generation.is_some_and(|g| g != generation) {
-        return Ok(Written::Replaced {
-            now_pending: generation,
-        });
+        return Ok(Written::Replaced);
     }
     let wp_topic = waitpoint_topic(id);
     let waitpoint = last_row(&tx, &wp_topic)?

@@ -99,7 +99,9 @@ impl HarnApi {
     }
 
     /// Every permission request the server knows, all statuses.
-    async fn list(&self) -> Result<Vec<Value>, ConnectorError> {
+    /// Every listed permission request, or only one task's (the list
+    /// filters by `task_id`), following the cursor to the end.
+    async fn list(&self, task_id: Option<&str>) -> Result<Vec<Value>, ConnectorError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..100 {
@@ -110,6 +112,9 @@ impl HarnApi {
                     "/v1/permission-requests",
                 )
                 .query(&[("limit", "200")]);
+            if let Some(t) = task_id {
+                rb = rb.query(&[("task_id", t)]);
+            }
             if let Some(c) = &cursor {
                 rb = rb.query(&[("cursor", c.as_str())]);
             }
@@ -343,7 +348,7 @@ impl Connector for HarnApi {
     async fn reconcile(&self) -> Result<Snapshot, ConnectorError> {
         let reviewer = self.inner.config.reviewer.clone();
         let pending = self
-            .list()
+            .list(None)
             .await?
             .iter()
             .filter(|i| i.get("status").and_then(Value::as_str) == Some("pending"))
@@ -424,7 +429,7 @@ impl Connector for HarnApi {
     }
 
     async fn resolve_missing(&self, gone: &[Request]) -> Result<Vec<Resolution>, ConnectorError> {
-        let items = self.list().await?;
+        let items = self.list(None).await?;
         Ok(gone
             .iter()
             .map(|r| self.resolution_in(&items, &r.remote_id))
@@ -460,7 +465,10 @@ impl Connector for HarnApi {
         // re-registration between this list and the POST cannot be seen:
         // the server offers no conditional respond.)
         let remote_id = request.remote_id.as_str();
-        let listed = self.list().await?;
+        // Only the request's task is listed: the check costs one task's
+        // requests, not harn's whole history.
+        let task = request.route.get("task_id").and_then(Value::as_str);
+        let listed = self.list(task).await?;
         match find_ask(&listed, remote_id) {
             Ask::Gone => {
                 return Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(remote_id)));
@@ -507,7 +515,7 @@ impl Connector for HarnApi {
                         ..resolved_elsewhere(remote_id)
                     }));
                 }
-                let listed = self.list().await?;
+                let listed = self.list(task).await?;
                 Ok(Delivered::ResolvedElsewhere(
                     self.resolution_in(&listed, remote_id),
                 ))

@@ -296,9 +296,7 @@ impl Connector for HarnLog {
             };
             match written {
                 Ok(Written::Resolved | Written::Counted { .. }) => Ok(Delivered::Confirmed),
-                Ok(Written::Replaced { .. }) => {
-                    Ok(Delivered::ResolvedElsewhere(present::replaced(&id)))
-                }
+                Ok(Written::Replaced) => Ok(Delivered::ResolvedElsewhere(present::replaced(&id))),
                 Ok(Written::AlreadyClosed { .. }) => {
                     s.refresh(c)?;
                     Ok(Delivered::ResolvedElsewhere(s.resolution(c, &id)))

@@ -235,7 +235,9 @@ fn workspace_of(request: &Request) -> Option<&str> {
 
 /// The row of `id` in a workspace's history.
 fn row_of<'a>(rows: &'a [wire::HistoryRow], id: &str) -> Option<&'a wire::HistoryRow> {
-    rows.iter().find(|row| row.id.eq_ignore_ascii_case(id))
+    // History ids are canonical already (`parse_history`).
+    let id = wire::canonical_id(id);
+    rows.iter().find(|row| row.id == id)
 }
 
 /// How a request missing from its workspace's history ended. A history

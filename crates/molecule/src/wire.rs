@@ -154,7 +154,9 @@ pub fn parse_history(body: &[u8]) -> Result<Vec<HistoryRow>, String> {
 /// only where the reviewer saw one, as the pending list leaves it out),
 /// or `None` when it is the same ask.
 pub fn changed(seen: &Request, row: &HistoryRow) -> Option<&'static str> {
-    if row.action.as_deref() != Some(seen.action.as_str()) {
+    // A row without the field says nothing about it (the server always
+    // sends it; a release that did not must not refuse every decision).
+    if row.action.as_deref().is_some_and(|a| a != seen.action) {
         return Some("action");
     }
     if non_empty(row.reason.as_deref()) != seen.description {

@@ -243,14 +243,20 @@ async fn list(
         .unwrap_or(50)
         .clamp(1, 200);
     let start: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let page: Vec<Value> = inner
-        .items
+    // `?task_id=` / `?session_id=` narrow the list, as harn's do.
+    let wanted = |i: &&Value| {
+        ["task_id", "session_id"]
+            .iter()
+            .all(|k| q.get(*k).is_none_or(|v| i[*k] == v.as_str()))
+    };
+    let matching: Vec<&Value> = inner.items.iter().filter(wanted).collect();
+    let page: Vec<Value> = matching
         .iter()
         .skip(start)
         .take(limit)
-        .cloned()
+        .map(|v| (*v).clone())
         .collect();
-    let more = start + page.len() < inner.items.len();
+    let more = start + page.len() < matching.len();
     Json(json!({"object": "list", "data": page, "has_more": more,
         "next_cursor": if more { Some((start + limit).to_string()) } else { None }}))
     .into_response()
