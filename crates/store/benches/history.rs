@@ -17,6 +17,9 @@
 //! `HISTORY_DB=path` keeps the built store at `path` and reuses it when it
 //! is there (built for the same sizes), to time again without rebuilding.
 
+mod common;
+use common::median_ms;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use countersign_model::{NewAccount, Platform, SecretStoreKind, Status};
 use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery, Store};
@@ -235,18 +238,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .map(|v| v.replace('_', "").parse().expect(name))
         .unwrap_or(default)
-}
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[runs / 2]
 }
 
 fn start() -> DateTime<Utc> {

@@ -4,6 +4,9 @@
 //! replays them (a reconnect), then times the queries the inbox and history
 //! views run. Prints one line per measurement; the README quotes them.
 
+mod common;
+use common::median_ms;
+
 use chrono::{Duration, TimeZone, Utc};
 use countersign_model::{
     AllowedDecision, DecisionDraft, Kind, NewAccount, ObservedRequest, Outcome, Platform,
@@ -14,18 +17,6 @@ use serde_json::json;
 use std::time::Instant;
 
 const N: usize = 10_000;
-
-fn median_ms(mut f: impl FnMut(), runs: usize) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[runs / 2]
-}
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,25 +82,21 @@ fn main() {
         replay.as_secs_f64() * 1e3
     );
 
-    let inbox = median_ms(
-        || assert_eq!(store.pending(&PendingQuery::default()).unwrap().len(), N),
-        7,
-    );
+    let inbox = median_ms(7, || {
+        assert_eq!(store.pending(&PendingQuery::default()).unwrap().len(), N)
+    });
     println!("inbox query, {N} pending, most urgent first: {inbox:.1} ms");
-    let search = median_ms(
-        || {
-            let hits = store
-                .pending(&PendingQuery {
-                    search: Some("svc-4242".into()),
-                    ..Default::default()
-                })
-                .unwrap();
-            assert!(!hits.is_empty());
-        },
-        21,
-    );
+    let search = median_ms(21, || {
+        let hits = store
+            .pending(&PendingQuery {
+                search: Some("svc-4242".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!hits.is_empty());
+    });
     println!("full-text search over {N} requests: {search:.2} ms");
-    let count = median_ms(|| assert_eq!(store.pending_count().unwrap(), N as i64), 21);
+    let count = median_ms(21, || assert_eq!(store.pending_count().unwrap(), N as i64));
     println!("pending count (tray): {count:.2} ms");
 
     for r in store
@@ -131,20 +118,17 @@ fn main() {
             })
             .unwrap();
     }
-    let history = median_ms(
-        || {
-            assert_eq!(
-                store
-                    .history(&HistoryQuery {
-                        limit: Some(500),
-                        ..Default::default()
-                    })
-                    .unwrap()
-                    .len(),
-                500
-            )
-        },
-        7,
-    );
+    let history = median_ms(7, || {
+        assert_eq!(
+            store
+                .history(&HistoryQuery {
+                    limit: Some(500),
+                    ..Default::default()
+                })
+                .unwrap()
+                .len(),
+            500
+        )
+    });
     println!("history page (500 of 2,000 decided): {history:.1} ms");
 }
