@@ -260,9 +260,12 @@ function paintDetail(): void {
   const pane = document.getElementById("detail");
   const d = app.detail;
   if (!pane || !d) return;
+  // A comment being typed survives a repaint of its own request only: it
+  // must never carry over to another request and be sent with it.
+  const same = painted.startsWith(`${d.id}:`);
   painted = `${d.id}:${app.sending.has(d.id)}`;
-  const focused = document.activeElement?.id === "comment";
-  const text = (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "";
+  const focused = same && document.activeElement?.id === "comment";
+  const text = same ? (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "" : "";
   const key = d.extra.group?.key;
   const siblings = key ? app.pending.filter((r) => r.account === d.account && r.extra.group?.key === key).map((r) => r.id) : [];
   const whole = siblings.length > 1 ? (input: DecideInput) => void decide(siblings, input) : undefined;

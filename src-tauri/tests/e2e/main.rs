@@ -1080,9 +1080,25 @@ async fn an_opencode_permission_is_denied_with_feedback_from_the_app() {
     app.type_into("[data-testid=comment]", "Use npm ci instead.")
         .await;
     app.shot("opencode-detail").await;
+    let second = fake
+        .ask_bash("/home/me/site", "ses_e2e_2", "git push --force")
+        .unwrap();
+    app.count("a second ask arrives behind it", "request-row", 2)
+        .await;
     app.click("[data-testid=deny]").await;
-    app.count("it left the inbox", "request-row", 0).await;
+    app.count("the denied one left the inbox", "request-row", 1)
+        .await;
+    app.until(
+        "the next ask opens with an empty comment box",
+        "document.querySelector('[data-testid=detail-title]')?.textContent.includes('git push') && document.querySelector('[data-testid=comment]')?.value === ''",
+        PATIENT,
+    )
+    .await;
     let replies = fake.replies();
+    assert!(
+        replies.iter().all(|r| r.id != second),
+        "nothing was sent for the ask the comment was not written on"
+    );
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].id, id);
     assert_eq!(
