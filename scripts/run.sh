@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --workspace --bins
-bin=target/debug
+bin=${CARGO_TARGET_DIR:-target}/debug
 
 if [ "${1:-}" != "--demo" ]; then
   exec "$bin/countersign-desktop"

@@ -150,12 +150,17 @@ struct Filter {
     /// Full-text search over title, action, arguments, reason, agent, comment.
     #[arg(long)]
     search: Option<String>,
+    /// Only this outcome: approved, denied, expired, resolved_elsewhere,
+    /// cancelled (export: pending too).
     #[arg(long, value_parser = parse_status)]
     status: Option<Status>,
+    /// Only this account (its name, as `account list` shows it).
     #[arg(long)]
     account: Option<String>,
+    /// Only this platform (a wrong name lists the valid ones).
     #[arg(long, value_parser = parse_platform)]
     platform: Option<Platform>,
+    /// Only this agent (as the AGENT column shows it).
     #[arg(long)]
     agent: Option<String>,
     /// Ended at or after: a date (2026-12-01), an RFC 3339 time, or a span
@@ -364,6 +369,8 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
+    // Repeated in the `more:` hint, so it reads the same store.
+    let given_dir = cli.data_dir.clone();
     let dir = countersign_inbox::resolve_data_dir(cli.data_dir)?;
     let inbox = Inbox::open(&dir, Arc::new(SystemClock))?;
     let mut out = std::io::stdout().lock();
@@ -438,7 +445,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 limit,
                 ..filter.query(inbox.clock().now())
             };
-            history(&inbox, &q, json, &mut out)
+            history(&inbox, &q, json, given_dir.as_deref(), &mut out)
         }
         Command::Export {
             format,
@@ -466,6 +473,7 @@ fn history(
     inbox: &Inbox,
     q: &HistoryQuery,
     json: bool,
+    data_dir: Option<&std::path::Path>,
     out: &mut impl Write,
 ) -> Result<u8, Failure> {
     let mut rows = print::RequestRows::new(json, inbox.clock().now());
@@ -492,14 +500,14 @@ fn history(
     if !more.rows.is_empty() {
         eprintln!(
             "more: countersign history --before {next}{}",
-            repeat_args(q, json)
+            repeat_args(q, json, data_dir)
         );
     }
     Ok(0)
 }
 
 /// The flags that select the same rows again, for the `more:` line.
-fn repeat_args(q: &HistoryQuery, json: bool) -> String {
+fn repeat_args(q: &HistoryQuery, json: bool, data_dir: Option<&std::path::Path>) -> String {
     let quote = |s: &str| {
         if !s.is_empty()
             && s.chars()
@@ -516,6 +524,7 @@ fn repeat_args(q: &HistoryQuery, json: bool) -> String {
             out.push_str(&format!(" --{name} {}", quote(&print::clean(&v))));
         }
     };
+    flag("data-dir", data_dir.map(|d| d.display().to_string()));
     flag("limit", q.limit.map(|l| l.to_string()));
     flag("status", q.statuses.first().map(|s| s.as_str().to_owned()));
     flag("account", q.account.clone());
