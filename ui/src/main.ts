@@ -390,7 +390,7 @@ function renderHistory(): void {
     h("div", { class: "toolbar" }, search,
       pick("status", "Every outcome", ["approved", "denied", "expired", "resolved_elsewhere", "cancelled"]),
       pick("account", "All accounts", []), pick("platform", "All platforms", []), pick("agent", "All agents", []),
-      h("span", { class: "dates" }, day("from", "Ended on or after this day"), "–", day("to", "Ended on or before this day: jumps to it")),
+      h("span", { class: "dates" }, h("span", { class: "muted" }, "Ended"), day("from", "Ended on or after this day"), "–", day("to", "Ended on or before this day: jumps to it")),
       h("button", { class: "link", type: "button", "data-testid": "history-clear", onclick: () => {
         Object.assign(f, { search: "", status: "", account: "", platform: "", agent: "", from: "", to: "" });
         render();
