@@ -6,7 +6,7 @@ use crate::prefs::Prefs;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use countersign_inbox::{
-    when, AccountInput, AccountView, DecisionInput, HistoryPageView, RequestDetail, RequestView,
+    when, AccountInput, AccountView, DecisionInput, HistoryPageView, RequestDetail, RequestRow,
 };
 use countersign_model::{
     Activity, Delivery, Kind, Outcome, Platform, Secret, SecretStoreKind, Status,
@@ -142,7 +142,7 @@ pub struct AppStatus {
 }
 
 #[tauri::command]
-pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestView>> {
+pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestRow>> {
     let q = PendingQuery {
         account: filter.account,
         platform: filter.platform,
@@ -151,7 +151,7 @@ pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<Requ
         search: filter.search,
         limit: None,
     };
-    Ok(state.inbox.pending(&q)?)
+    Ok(state.inbox.pending_rows(&q)?)
 }
 
 #[tauri::command]

@@ -16,6 +16,8 @@ export interface Attrs {
   "data-deadline"?: string;
   "data-created"?: string;
   "data-ended"?: string;
+  /** History rows held in memory (the rest were dropped, to be fetched again). */
+  "data-held"?: string;
   "aria-label"?: string;
   for?: string;
   name?: string;

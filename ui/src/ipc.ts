@@ -14,10 +14,10 @@ import type { IpcError } from "./bindings/IpcError";
 import type { PendingFilter } from "./bindings/PendingFilter";
 import type { Prefs } from "./bindings/Prefs";
 import type { RequestDetail } from "./bindings/RequestDetail";
-import type { RequestView } from "./bindings/RequestView";
+import type { RequestRow } from "./bindings/RequestRow";
 
 interface Commands {
-  pending: { args: { filter: PendingFilter }; result: RequestView[] };
+  pending: { args: { filter: PendingFilter }; result: RequestRow[] };
   detail: { args: { id: number }; result: RequestDetail };
   decide: { args: { args: DecideArgs }; result: DecideResult[] };
   history_page: { args: { filter: HistoryFilter }; result: HistoryPageView };

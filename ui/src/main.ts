@@ -13,7 +13,7 @@ import type { Changes } from "./bindings/Changes";
 import type { Outcome } from "./bindings/Outcome";
 import type { HistoryFilter } from "./bindings/HistoryFilter";
 import type { Platform } from "./bindings/Platform";
-import type { RequestView } from "./bindings/RequestView";
+import type { RequestRow } from "./bindings/RequestRow";
 import { revealed, searchWords } from "./text";
 
 const ROW_HEIGHT = 58;
@@ -85,7 +85,7 @@ export function show(view: View): void {
   app.view = view;
   app.cursor = 0;
   app.detail = null;
-  if (view === "history") Object.assign(app.history, { rows: [], next: null });
+  if (view === "history") Object.assign(app.history, { rows: [], starts: [], next: null });
   renderNav();
   render();
   void reload({ requests: true, activity: view === "activity", accounts: view === "accounts", pending: 0 });
@@ -114,7 +114,7 @@ function render(): void {
 }
 
 /** The requests the inbox shows, after the local filters. */
-function visiblePending(): RequestView[] {
+function visiblePending(): RequestRow[] {
   const f = app.filter;
   return app.pending.filter((r) =>
     (!f.account || r.account === f.account) &&
@@ -159,7 +159,7 @@ function renderInbox(): void {
   refreshInbox();
 }
 
-function requestRow(r: RequestView | undefined, i: number): HTMLElement {
+function requestRow(r: RequestRow | undefined, i: number): HTMLElement {
   if (!r) return h("div");
   const checked = app.checked.has(r.id);
   return h("div", {
@@ -180,10 +180,10 @@ function requestRow(r: RequestView | undefined, i: number): HTMLElement {
       h("span", {}, r.account),
       r.group_note ? h("span", { class: "badge warn", title: r.group_note, "data-testid": "group-badge" }, groupBadge(r.group_note)) : null,
       h("span", { class: "agent" }, r.agent ?? ""),
-      (r.extra.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.extra.label ?? r.kind)) : null,
-      r.extra.progress ? h("span", { class: "badge warn" }, `${r.extra.progress.approvals}/${r.extra.progress.required} approved`) : null,
-      r.extra.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
-      r.extra.read_only ? h("span", { class: "badge muted", title: r.extra.read_only }, "read only") : null)),
+      (r.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.label ?? r.kind)) : null,
+      r.progress ? h("span", { class: "badge warn" }, `${r.progress.approvals}/${r.progress.required} approved`) : null,
+      r.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
+      r.read_only ? h("span", { class: "badge muted", title: r.read_only }, "read only") : null)),
   h("div", { class: "row-time" },
     h("span", { class: "age", title: when(r.created_at), "data-created": r.created_at }, age(r.created_at)),
     r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null));
@@ -267,7 +267,7 @@ function paintDetail(): void {
   const focused = same && document.activeElement?.id === "comment";
   const text = same ? (document.getElementById("comment") as HTMLTextAreaElement | null)?.value ?? "" : "";
   const key = d.extra.group?.key;
-  const siblings = key ? app.pending.filter((r) => r.account === d.account && r.extra.group?.key === key).map((r) => r.id) : [];
+  const siblings = key ? app.pending.filter((r) => r.account === d.account && r.group_key === key).map((r) => r.id) : [];
   const whole = siblings.length > 1 ? (input: DecideInput) => void decide(siblings, input) : undefined;
   pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input), whole));
   const comment = document.getElementById("comment") as HTMLTextAreaElement | null;
@@ -318,6 +318,8 @@ const HISTORY_ROW = 58;
 const HISTORY_PAGE = 200;
 /** The next page loads when the view comes this many rows from the end. */
 const NEAR_END = 60;
+/** Pages kept on each side of the one in view; farther ones are dropped. */
+const KEEP_PAGES = 4;
 const SEARCH_DELAY = 150;
 let historyList: VirtualList | null = null;
 /** Bumped by each new history query; an answer to an older one is dropped. */
@@ -335,7 +337,7 @@ function historyQuery(): HistoryFilter {
   const f = app.historyFilter;
   return {
     search: f.search.trim() || undefined,
-    status: (f.status || undefined) as RequestView["status"] | undefined,
+    status: (f.status || undefined) as RequestRow["status"] | undefined,
     account: f.account || undefined,
     platform: (f.platform || undefined) as Platform | undefined,
     agent: f.agent || undefined,
@@ -357,7 +359,7 @@ function fillOptions(sel: HTMLSelectElement | null, all: string, values: string[
 }
 
 function historyOptions(): void {
-  const rows = app.history.rows;
+  const rows = app.history.rows.filter((r) => r !== undefined);
   fillOptions(document.querySelector("[data-testid=history-account]"), "All accounts",
     [...app.accounts.map((a) => a.name), ...rows.map((r) => r.account)]);
   fillOptions(document.querySelector("[data-testid=history-platform]"), "All platforms",
@@ -401,14 +403,17 @@ function renderHistory(): void {
       h("div", { class: "list", id: "history-list", "data-testid": "history-list", tabindex: "-1" }),
       h("section", { class: "detail", id: "detail" })));
   historyList = new VirtualList(byId("history-list"), HISTORY_ROW, (i) => historyRow(app.history.rows[i], i),
-    (last) => { if (last >= app.history.rows.length - NEAR_END) void loadMoreHistory(); });
+    (last) => {
+      if (last >= app.history.rows.length - NEAR_END) void loadMoreHistory();
+      keepHistoryWindow(last);
+    });
   historyOptions();
   paintHistory(true);
 }
 
-function historyRow(r: RequestView | undefined, i: number): HTMLElement {
-  if (!r) return h("div");
-  const ended = r.decided_at ?? r.created_at;
+function historyRow(r: RequestRow | undefined, i: number): HTMLElement {
+  if (!r) return h("div", { class: "hrow muted", "data-testid": "history-placeholder" }, "Loading…");
+  const ended = r.ended_at ?? r.created_at;
   return h("div", {
     class: `hrow${i === app.cursor ? " current" : ""}`, "data-testid": "history-row",
     onclick: () => { app.cursor = i; paintHistory(true); } },
@@ -440,10 +445,13 @@ function paintHistory(reveal: boolean): void {
   const counts = document.querySelector("[data-testid=history-counts]");
   counts?.replaceChildren(
     h("span", { "data-testid": "history-total" }, `${thousands(hs.total)} in history`), " · ",
-    h("span", { "data-testid": "history-loaded" }, `${thousands(hs.rows.length)} loaded`),
+    h("span", { "data-testid": "history-loaded", "data-held": String(hs.rows.reduce((n, r) => n + (r ? 1 : 0), 0)) },
+      `${thousands(hs.rows.length)} loaded`),
     hs.loading ? " · loading…" : hs.next ? "" : hs.rows.length ? " · all shown" : "");
   if (reveal) historyList.reveal(app.cursor);
-  scheduleDetail(hs.rows[app.cursor]?.id ?? null);
+  // A current row dropped from memory (scrolled far away) keeps its detail.
+  const current = hs.rows[app.cursor];
+  if (current || hs.rows.length === 0) scheduleDetail(current?.id ?? null);
 }
 
 /** Loads the first page of what the toolbar asks for; `keep` stays selected if it is still there. */
@@ -455,7 +463,7 @@ async function loadHistory(keep?: number): Promise<void> {
   try {
     const page = await call("history_page", { filter: query });
     if (seq !== historySeq) return;
-    Object.assign(hs, { rows: page.rows, next: page.next, total: page.total, query,
+    Object.assign(hs, { rows: page.rows, starts: [null], refilling: new Set(), next: page.next, total: page.total, query,
       words: searchWords(query.search ?? ""), error: "" });
     const idx = keep === undefined ? -1 : page.rows.findIndex((r) => r.id === keep);
     app.cursor = Math.max(0, idx);
@@ -478,6 +486,7 @@ async function loadMoreHistory(): Promise<void> {
   try {
     const page = await call("history_page", { filter: { ...hs.query, before: hs.next } });
     if (seq !== historySeq) return;
+    hs.starts.push(hs.next);
     for (const r of page.rows) hs.rows.push(r);
     Object.assign(hs, { next: page.next, total: page.total });
   } catch (e) {
@@ -488,6 +497,46 @@ async function loadMoreHistory(): Promise<void> {
   hs.loading = false;
   historyOptions();
   paintHistory(false);
+}
+
+/**
+ * Drops the pages more than KEEP_PAGES from the one in view (`last` is the
+ * last row shown) and fetches again, by its start cursor, any dropped page
+ * the view has come back to.
+ */
+function keepHistoryWindow(last: number): void {
+  const hs = app.history;
+  const here = Math.floor(last / HISTORY_PAGE);
+  for (let p = 0; p < hs.starts.length; p++) {
+    const from = p * HISTORY_PAGE;
+    const held = hs.rows[from] !== undefined;
+    if (Math.abs(p - here) > KEEP_PAGES) {
+      if (held) hs.rows.fill(undefined, from, Math.min(hs.rows.length, from + HISTORY_PAGE));
+    } else if (!held && !hs.refilling.has(p)) {
+      void refillHistory(p);
+    }
+  }
+}
+
+/** Fetches dropped page `p` again into its place. */
+async function refillHistory(p: number): Promise<void> {
+  const hs = app.history;
+  const seq = historySeq;
+  hs.refilling.add(p);
+  try {
+    const start = hs.starts[p];
+    const page = await call("history_page", { filter: { ...hs.query, before: start ?? undefined } });
+    if (seq !== historySeq) return;
+    page.rows.slice(0, HISTORY_PAGE).forEach((r, i) => {
+      const at = p * HISTORY_PAGE + i;
+      if (at < hs.rows.length) hs.rows[at] = r;
+    });
+  } catch (e) {
+    if (seq === historySeq) toast(errorText(e), "error");
+  } finally {
+    hs.refilling.delete(p);
+  }
+  if (seq === historySeq) paintHistory(false);
 }
 
 // ---------- activity ----------

@@ -5,16 +5,25 @@ import type { HistoryFilter } from "./bindings/HistoryFilter";
 import type { Activity } from "./bindings/Activity";
 import type { Prefs } from "./bindings/Prefs";
 import type { RequestDetail } from "./bindings/RequestDetail";
-import type { RequestView } from "./bindings/RequestView";
+import type { RequestRow } from "./bindings/RequestRow";
 
 export type View = "inbox" | "activity" | "history" | "accounts";
 
 export const app = {
   view: "inbox" as View,
-  pending: [] as RequestView[],
+  pending: [] as RequestRow[],
   /** History as loaded so far, page by page. */
   history: {
-    rows: [] as RequestView[],
+    /**
+     * Every row listed so far, in order; pages far from the view are
+     * dropped (left as holes) and fetched again when scrolled back to, so
+     * memory holds a window of pages however far the list goes.
+     */
+    rows: [] as (RequestRow | undefined)[],
+    /** The `before` cursor each listed page starts at (null: the first). */
+    starts: [] as (string | null)[],
+    /** Pages being fetched again after being dropped. */
+    refilling: new Set<number>(),
     /** Where the next page starts; null once the last one is loaded. */
     next: null as string | null,
     /** Ended requests in the whole store. */

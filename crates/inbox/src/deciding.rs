@@ -2,7 +2,7 @@
 //! the inbox) first, then delivered at once if the platform answers, else
 //! left queued for the sync engine to retry.
 
-use crate::{HistoryPageView, Inbox, InboxError, RequestDetail, RequestView, Result};
+use crate::{HistoryPageView, Inbox, InboxError, RequestDetail, RequestRow, RequestView, Result};
 use countersign_model::{Decision, DecisionDraft, Delivery, Outcome};
 use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
 use serde_json::Value;
@@ -247,6 +247,15 @@ impl Inbox {
         self.views(self.store.pending(q)?)
     }
 
+    /// [`Inbox::pending`] as list rows: no payloads, long text clipped.
+    pub fn pending_rows(&self, q: &PendingQuery) -> Result<Vec<RequestRow>> {
+        Ok(self
+            .views(self.store.pending_list(q)?)?
+            .into_iter()
+            .map(RequestRow::from)
+            .collect())
+    }
+
     /// Ended requests, newest first.
     pub fn history(&self, q: &HistoryQuery) -> Result<Vec<RequestView>> {
         self.views(self.store.history(q)?)
@@ -255,9 +264,13 @@ impl Inbox {
     /// One page of history, with the cursor of the next and how many
     /// ended requests the store holds in all.
     pub fn history_page(&self, q: &HistoryQuery) -> Result<HistoryPageView> {
-        let page = self.store.history_page(q)?;
+        let page = self.store.history_list_page(q)?;
         Ok(HistoryPageView {
-            rows: self.views(page.rows)?,
+            rows: self
+                .views(page.rows)?
+                .into_iter()
+                .map(RequestRow::from)
+                .collect(),
             next: page.next.map(|c| c.to_string()),
             total: self.store.history_total()?,
         })

@@ -17,7 +17,7 @@ pub use accounts::AccountInput;
 pub use countersign_secrets::SecretError;
 pub use countersign_sync::{Engine, OnceReport, SyncEvent};
 pub use deciding::DecisionInput;
-pub use view::{AccountView, HistoryPageView, RequestDetail, RequestView};
+pub use view::{AccountView, HistoryPageView, RequestDetail, RequestRow, RequestView, ROW_TEXT};
 
 use countersign_connector::Connector;
 use countersign_model::{Account, Clock, Platform};

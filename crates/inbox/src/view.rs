@@ -4,16 +4,16 @@
 use chrono::{DateTime, Utc};
 use countersign_model::{
     Account, AccountHealth, AllowedDecision, ConnectionState, Decision, Delivery, Kind, Platform,
-    Request, RequestExtra, Status,
+    Progress, Request, RequestExtra, Status,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-/// One page of history.
+/// One page of history, as the app's list shows it.
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 #[ts(export)]
 pub struct HistoryPageView {
-    pub rows: Vec<RequestView>,
+    pub rows: Vec<RequestRow>,
     /// The cursor of the next page (pass it back as `before`); `null` on
     /// the last page.
     pub next: Option<String>,
@@ -45,6 +45,8 @@ pub struct RequestView {
     pub allowed_decisions: Vec<AllowedDecision>,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// When it left `pending`: the time history is ordered by.
+    pub ended_at: Option<DateTime<Utc>>,
     pub comment: Option<String>,
     pub arguments: Value,
     /// Progress, proposal flag, read-only reason, answer schema, facts.
@@ -82,12 +84,98 @@ impl RequestView {
             extra: r.extra.clone(),
             decided_by: r.decided_by.clone(),
             decided_at: r.decided_at,
+            ended_at: r.ended_at,
             comment: r.comment.clone(),
             arguments: r.arguments.clone(),
             delivery: latest.map(|d| d.delivery),
             delivery_error: latest.and_then(|d| d.error.clone()),
             delivery_note: latest.and_then(|d| d.note.clone()),
             group_note: None,
+        }
+    }
+}
+
+/// Characters of a row's text fields (title, action, comment…) a list row
+/// carries; the detail has them whole.
+pub const ROW_TEXT: usize = 300;
+
+/// One request as the app's lists show it: the fields a row and the
+/// list's filters need, without the payloads (arguments, raw JSON, facts,
+/// answer schema) and with long text clipped (a trailing "…" says so), so
+/// 10,000 pending rows cross IPC at once. The detail comes with
+/// [`RequestDetail`] when a row is opened.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct RequestRow {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub account: String,
+    pub platform: Platform,
+    pub kind: Kind,
+    /// The platform's own name for this kind of request ("dual control").
+    pub label: Option<String>,
+    pub title: String,
+    pub action: String,
+    pub agent: Option<String>,
+    pub status: Status,
+    pub outcome: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub deadline: Option<DateTime<Utc>>,
+    /// When it left `pending`: the time history is ordered by.
+    pub ended_at: Option<DateTime<Utc>>,
+    pub decided_by: Option<String>,
+    pub comment: Option<String>,
+    pub progress: Option<Progress>,
+    pub proposal: bool,
+    pub read_only: Option<String>,
+    /// The group it is answered with, if any (see `RequestExtra::group`).
+    pub group_key: Option<String>,
+    pub group_note: Option<String>,
+    pub delivery: Option<Delivery>,
+    pub delivery_error: Option<String>,
+    pub delivery_note: Option<String>,
+}
+
+impl From<RequestView> for RequestRow {
+    fn from(v: RequestView) -> Self {
+        let x = v.extra;
+        Self {
+            id: v.id,
+            account: v.account,
+            platform: v.platform,
+            kind: v.kind,
+            label: x.label.map(clip),
+            title: clip(v.title),
+            action: clip(v.action),
+            agent: v.agent.map(clip),
+            status: v.status,
+            outcome: v.outcome.map(clip),
+            created_at: v.created_at,
+            deadline: v.deadline,
+            ended_at: v.ended_at,
+            decided_by: v.decided_by.map(clip),
+            comment: v.comment.map(clip),
+            progress: x.progress,
+            proposal: x.proposal,
+            read_only: x.read_only.map(clip),
+            group_key: x.group.map(|g| g.key),
+            group_note: v.group_note,
+            delivery: v.delivery,
+            delivery_error: v.delivery_error.map(clip),
+            delivery_note: v.delivery_note.map(clip),
+        }
+    }
+}
+
+/// `s` cut to [`ROW_TEXT`] characters, with "…" when it was longer.
+fn clip(s: String) -> String {
+    match s.char_indices().nth(ROW_TEXT) {
+        None => s,
+        Some((at, _)) => {
+            let mut cut = s;
+            cut.truncate(at);
+            cut.push('…');
+            cut
         }
     }
 }
@@ -149,5 +237,73 @@ impl AccountView {
             backoff_until: health.as_ref().and_then(|h| h.backoff_until),
             pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign_model::{Group, ObservedRequest};
+    use serde_json::json;
+
+    fn view(title: &str) -> RequestView {
+        let observed = ObservedRequest {
+            remote_id: "r1".into(),
+            route: json!({}),
+            kind: Kind::Approval,
+            title: title.into(),
+            action: title.into(),
+            arguments: json!({"cmd": "x".repeat(50_000)}),
+            description: None,
+            agent: None,
+            tier: None,
+            created_at: Utc::now(),
+            deadline: None,
+            allowed_decisions: vec![AllowedDecision::Approve],
+            link: None,
+            extra: RequestExtra {
+                group: Some(Group {
+                    key: "thread:1".into(),
+                    label: "thread".into(),
+                }),
+                ..Default::default()
+            },
+            raw: json!({"big": "y".repeat(50_000)}),
+        };
+        RequestView::new(
+            &Request::observed_as_pending(&observed, 7, "prod", Platform::Molecule),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_row_carries_no_payload_and_clips_long_text() {
+        let row = RequestRow::from(view(&"é".repeat(ROW_TEXT + 50)));
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(
+            json.len() < 2_000,
+            "a row crosses IPC without arguments or raw payload, whatever their size ({} bytes)",
+            json.len()
+        );
+        assert_eq!(
+            row.title.chars().count(),
+            ROW_TEXT + 1,
+            "a long title is cut at a character boundary and ends with one ellipsis"
+        );
+        assert!(row.title.ends_with('…'), "the cut is visible, not silent");
+        assert_eq!(
+            row.group_key.as_deref(),
+            Some("thread:1"),
+            "the list still knows a request's group, to decide it with its siblings"
+        );
+    }
+
+    #[test]
+    fn a_short_title_is_kept_whole() {
+        let row = RequestRow::from(view("deploy web"));
+        assert_eq!(
+            row.title, "deploy web",
+            "only text longer than a row is cut"
+        );
     }
 }

@@ -225,6 +225,10 @@ pub struct Request {
     pub raw: Value,
     pub first_seen_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When it left `pending` (decided, expired, resolved elsewhere,
+    /// cancelled): the time history is ordered by. `None` while pending.
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 impl Request {
@@ -264,6 +268,7 @@ impl Request {
             raw: o.raw.clone(),
             first_seen_at: o.created_at,
             updated_at: o.created_at,
+            ended_at: None,
         }
     }
 

@@ -16,6 +16,8 @@
 //!
 //! `HISTORY_DB=path` keeps the built store at `path` and reuses it when it
 //! is there (built for the same sizes), to time again without rebuilding.
+//! Run by `cargo test` (without `--bench`), it defaults to 10,000 ended and
+//! 1,000 pending, as a quick check that it still runs.
 
 mod common;
 use common::median_ms;
@@ -453,8 +455,11 @@ fn child(var: &str, path: &Path, rows: usize, pending: usize) -> String {
 }
 
 fn main() {
-    let rows = env_usize("HISTORY_ROWS", 1_000_000);
-    let pending = env_usize("HISTORY_PENDING", 10_000);
+    // `cargo test --all-targets` runs benches without `--bench`: then a
+    // small store checks that the bench still works, quickly.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rows = env_usize("HISTORY_ROWS", if bench { 1_000_000 } else { 10_000 });
+    let pending = env_usize("HISTORY_PENDING", if bench { 10_000 } else { 1_000 });
     if let Some(p) = std::env::var_os("HISTORY_BENCH_BUILD") {
         return build(Path::new(&p), rows, pending);
     }
@@ -570,6 +575,13 @@ fn main() {
         )
     });
     println!("inbox, {pending} pending, most urgent first: {inbox:.1} ms");
+    let list = median_ms(7, || {
+        assert_eq!(
+            store.pending_list(&PendingQuery::default()).unwrap().len(),
+            pending
+        )
+    });
+    println!("inbox list rows (no payloads), {pending} pending: {list:.1} ms");
     let total = median_ms(runs, || {
         assert_eq!(store.history_total().unwrap() as usize, rows)
     });

@@ -11,7 +11,7 @@
 //! history index is walked and each row checked against them, which fills
 //! a page after reading about a page.
 
-use crate::requests::{request_from_row, Filter, REQUEST_COLUMNS};
+use crate::requests::{request_from_row, Filter, LIST_COLUMNS, REQUEST_COLUMNS};
 use crate::sql::fts_query;
 use crate::{Result, Store};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -101,12 +101,23 @@ pub struct HistoryPage {
 impl Store {
     /// One page of ended requests, newest first.
     pub fn history_page(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.history_page_with(q, REQUEST_COLUMNS)
+    }
+
+    /// [`Store::history_page`] for a list: each request without its
+    /// `arguments` and `raw` payload (both `null`).
+    pub fn history_list_page(&self, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.history_page_with(q, LIST_COLUMNS)
+    }
+
+    fn history_page_with(&self, q: &HistoryQuery, columns: &str) -> Result<HistoryPage> {
         let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
         let keys = self.history_keys(q, limit)?;
         let next = (keys.len() == limit as usize)
             .then(|| keys.last().copied())
             .flatten();
-        let rows = self.requests_by_id(&keys.iter().map(|k| k.id).collect::<Vec<_>>())?;
+        let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
+        let rows = self.requests_by_id(&ids, columns)?;
         Ok(HistoryPage { rows, next })
     }
 
@@ -192,7 +203,7 @@ impl Store {
                 return Ok(());
             };
             after = last;
-            for r in self.requests_by_id(&ids)? {
+            for r in self.requests_by_id(&ids, REQUEST_COLUMNS)? {
                 if f(r).is_break() {
                     return Ok(());
                 }
@@ -308,13 +319,13 @@ impl Store {
     }
 
     /// Full rows for `ids`, in that order.
-    fn requests_by_id(&self, ids: &[i64]) -> Result<Vec<Request>> {
+    fn requests_by_id(&self, ids: &[i64], columns: &str) -> Result<Vec<Request>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let list: Vec<String> = ids.iter().map(i64::to_string).collect();
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests r JOIN accounts a ON a.id = r.account_id
+            "SELECT {columns} FROM requests r JOIN accounts a ON a.id = r.account_id
              WHERE r.id IN ({})",
             list.join(", ")
         );

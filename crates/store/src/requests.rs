@@ -10,7 +10,15 @@ use rusqlite::{params, OptionalExtension, Row};
 
 pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
-    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at";
+    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at,
+    r.ended_at";
+
+/// [`REQUEST_COLUMNS`] without the two payloads (`arguments`, `raw`), which
+/// only a request's detail shows: a list of 10,000 costs what a list shows.
+pub(crate) const LIST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
+    r.action, NULL AS arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
+    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, NULL AS raw, r.first_seen_at, r.updated_at,
+    r.ended_at";
 
 pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
@@ -46,6 +54,7 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
         raw: row.get("raw")?,
         first_seen_at: row.get("first_seen_at")?,
         updated_at: row.get("updated_at")?,
+        ended_at: row.get("ended_at")?,
     })
 }
 
@@ -217,6 +226,16 @@ impl Store {
     /// Pending requests of active accounts, most urgent first: those with a
     /// deadline by deadline, then the rest oldest first.
     pub fn pending(&self, q: &PendingQuery) -> Result<Vec<Request>> {
+        self.pending_with(q, REQUEST_COLUMNS)
+    }
+
+    /// [`Store::pending`] for a list: each request without its `arguments`
+    /// and `raw` payload (both `null`), which only its detail needs.
+    pub fn pending_list(&self, q: &PendingQuery) -> Result<Vec<Request>> {
+        self.pending_with(q, LIST_COLUMNS)
+    }
+
+    fn pending_with(&self, q: &PendingQuery, columns: &str) -> Result<Vec<Request>> {
         let mut f = Filter::default();
         f.clauses.push("r.status = 'pending'".into());
         f.clauses.push("a.removed_at IS NULL".into());
@@ -224,7 +243,8 @@ impl Store {
         if let Some(kind) = q.kind {
             f.push("r.kind = ?", kind.as_str());
         }
-        self.query_requests(
+        self.select_requests(
+            columns,
             &f,
             "r.deadline IS NULL, r.deadline, r.created_at, r.id",
             q.limit,
@@ -276,14 +296,24 @@ impl Store {
     }
 
     fn query_requests(&self, f: &Filter, order: &str, limit: Option<u32>) -> Result<Vec<Request>> {
+        self.select_requests(REQUEST_COLUMNS, f, order, limit)
+    }
+
+    fn select_requests(
+        &self,
+        columns: &str,
+        f: &Filter,
+        order: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Request>> {
         let limit = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests r JOIN accounts a ON a.id = r.account_id
+            "SELECT {columns} FROM requests r JOIN accounts a ON a.id = r.account_id
              WHERE {} ORDER BY {order}{limit}",
             f.sql()
         );
         let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let params: Vec<&dyn ToSql> = f.params.iter().map(|p| p.as_ref()).collect();
         let rows = stmt.query_map(params.as_slice(), request_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

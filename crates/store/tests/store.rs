@@ -153,6 +153,51 @@ mod requests {
     }
 
     #[test]
+    fn a_list_is_the_same_rows_without_their_payloads() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        for (i, action) in ["push tag", "drop table", "rotate keys"].iter().enumerate() {
+            let mut o = observed(&i.to_string(), action, json!({"blob": "x".repeat(10_000)}));
+            o.deadline = (i == 1).then(|| t0() + Duration::minutes(5));
+            store.upsert_request(acc, &o, t0()).unwrap();
+        }
+        let full = store.pending(&PendingQuery::default()).unwrap();
+        let list = store.pending_list(&PendingQuery::default()).unwrap();
+        assert_eq!(
+            list.iter().map(|r| (r.id, &r.action)).collect::<Vec<_>>(),
+            full.iter().map(|r| (r.id, &r.action)).collect::<Vec<_>>(),
+            "the inbox list shows the same requests in the same order as the full query"
+        );
+        assert!(
+            list.iter()
+                .all(|r| r.arguments.is_null() && r.raw.is_null()),
+            "a list row leaves the payloads out, so 10,000 rows stay small; the detail has them"
+        );
+        assert!(
+            full.iter()
+                .all(|r| r.arguments["blob"].as_str().map(str::len) == Some(10_000)),
+            "the full query still has every argument"
+        );
+    }
+
+    #[test]
+    fn a_request_knows_when_it_ended() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let r = store
+            .upsert_request(acc, &observed("1", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        assert_eq!(r.ended_at, None, "a pending request has not ended");
+        decide(&store, r.id, Outcome::Approve);
+        let ended = store.request(r.id).unwrap();
+        assert!(
+            ended.ended_at.is_some(),
+            "a decided request has ended: history sorts and shows it by that time"
+        );
+    }
+
+    #[test]
     fn the_same_remote_id_on_two_accounts_is_two_requests() {
         let store = Store::open_in_memory().unwrap();
         let (a, b) = (account(&store, "a"), account(&store, "b"));

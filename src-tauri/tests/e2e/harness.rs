@@ -26,6 +26,10 @@ pub struct Desktop {
     _home: TempDir,
     pub bus_log: PathBuf,
     children: Vec<(&'static str, Child)>,
+    /// When the app was asked to start (the WebDriver session began): what
+    /// a start-up time counts from (read by `benches/cold_start.rs`).
+    #[allow(dead_code)]
+    pub started: std::time::Instant,
 }
 
 fn free_port() -> u16 {
@@ -170,6 +174,7 @@ impl Desktop {
         );
         // Both of rustls' crypto back ends are in the tree; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let started = std::time::Instant::now();
         let client = ClientBuilder::rustls()
             .unwrap()
             .capabilities(caps)
@@ -188,6 +193,7 @@ impl Desktop {
             _home: home,
             bus_log,
             children,
+            started,
         }
     }
 

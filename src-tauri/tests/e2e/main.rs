@@ -490,6 +490,26 @@ async fn a_hundred_thousand_history_rows_page_in_as_the_reviewer_scrolls() {
         in_dom < 200,
         "only a window of rows is in the DOM, not {loaded}: {in_dom}"
     );
+    let held: i64 = app
+        .js("return document.querySelector('[data-testid=history-loaded]').dataset.held")
+        .await
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        held <= 9 * 200 && held < loaded,
+        "memory holds a window of pages around the view, not all {loaded} rows listed: {held}"
+    );
+    // Back at the top, the dropped first page is fetched again.
+    app.js("document.querySelector('[data-testid=history-list]').scrollTop = 0")
+        .await;
+    app.until(
+        "the newest row again",
+        "document.querySelector('[data-testid=history-title]')?.textContent === 'rollback build 100000'",
+        PATIENT,
+    )
+    .await;
     app.keys("j").await;
     app.until("the detail follows", DETAIL_FOLLOWS, PATIENT)
         .await;

@@ -17,4 +17,9 @@ id: number, account_id: number, account: string, platform: Platform, remote_id: 
 /**
  * For requests resolved outside Countersign: the platform's outcome.
  */
-outcome: string | null, decided_by: string | null, decided_at: string | null, comment: string | null, raw: JsonValue, first_seen_at: string, updated_at: string, };
+outcome: string | null, decided_by: string | null, decided_at: string | null, comment: string | null, raw: JsonValue, first_seen_at: string, updated_at: string, 
+/**
+ * When it left `pending` (decided, expired, resolved elsewhere,
+ * cancelled): the time history is ordered by. `None` while pending.
+ */
+ended_at: string | null, };

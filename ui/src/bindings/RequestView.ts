@@ -14,7 +14,11 @@ export type RequestView = { id: number, account: string, platform: Platform, rem
 /**
  * For requests resolved outside Countersign: the platform's outcome.
  */
-outcome: string | null, created_at: string, deadline: string | null, allowed_decisions: Array<AllowedDecision>, decided_by: string | null, decided_at: string | null, comment: string | null, arguments: JsonValue, 
+outcome: string | null, created_at: string, deadline: string | null, allowed_decisions: Array<AllowedDecision>, decided_by: string | null, decided_at: string | null, 
+/**
+ * When it left `pending`: the time history is ordered by.
+ */
+ended_at: string | null, comment: string | null, arguments: JsonValue, 
 /**
  * Progress, proposal flag, read-only reason, answer schema, facts.
  */
