@@ -234,10 +234,12 @@ impl Store {
         lease: Duration,
         retry_all: bool,
     ) -> Result<Vec<Claimed>> {
+        let dead = self.dead_lease_owners(account_id, now)?;
         let ids: Vec<i64> = {
             let conn = self.conn();
             let mut stmt = conn.prepare(
-                "UPDATE decisions SET delivery = 'sent', lease_until = ?2, attempts = attempts + 1
+                "UPDATE decisions SET delivery = 'sent', lease_until = ?2, lease_owner = ?6,
+                    attempts = attempts + 1
                  WHERE id IN (
                     SELECT d.id FROM decisions d JOIN requests r ON r.id = d.request_id
                     JOIN accounts a ON a.id = r.account_id
@@ -248,7 +250,8 @@ impl Store {
                          WHERE d2.id = ?4 AND r2.account_id = ?1))
                     AND (
                         (d.delivery = 'queued' AND (?5 OR d.next_attempt_at IS NULL OR d.next_attempt_at <= ?3))
-                        OR (d.delivery = 'sent' AND d.lease_until < ?3))
+                        OR (d.delivery = 'sent' AND (d.lease_until < ?3
+                            OR d.lease_owner IN (SELECT value FROM json_each(?7)))))
                     -- a group goes only once none of its requests waits for a decision
                     AND NOT EXISTS (SELECT 1 FROM requests o
                         WHERE o.account_id = r.account_id AND o.status = 'pending'
@@ -256,7 +259,15 @@ impl Store {
                  RETURNING id",
             )?;
             let rows = stmt.query_map(
-                params![account_id, now + lease, now, only, retry_all],
+                params![
+                    account_id,
+                    now + lease,
+                    now,
+                    only,
+                    retry_all,
+                    self.owner.id,
+                    serde_json::Value::from(dead),
+                ],
                 |r| r.get(0),
             )?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -269,6 +280,31 @@ impl Store {
         }
         claimed.sort_by_key(|c| c.decision.id);
         Ok(claimed)
+    }
+
+    /// Holders of unexpired leases on this account's decisions whose store
+    /// is no longer open anywhere (their process died).
+    fn dead_lease_owners(&self, account_id: i64, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let owners: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT d.lease_owner FROM decisions d JOIN requests r ON r.id = d.request_id
+                 WHERE r.account_id = ?1 AND d.delivery = 'sent' AND d.lease_until >= ?2
+                 AND d.lease_owner IS NOT NULL",
+            )?;
+            let rows = stmt.query_map(params![account_id, now], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        Ok(owners
+            .into_iter()
+            .filter(|o| {
+                let alive = self.owner.is_alive(o);
+                if !alive {
+                    tracing::info!(owner = %o, "a sender died while delivering; its decisions go again now");
+                }
+                !alive
+            })
+            .collect())
     }
 
     /// Records the result of a delivery attempt.

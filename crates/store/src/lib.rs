@@ -14,6 +14,7 @@ mod activity;
 mod decisions;
 mod history;
 pub mod migrations;
+mod owner;
 mod prune;
 mod requests;
 mod sql;
@@ -41,6 +42,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("could not take this process's delivery lock: {0}")]
+    Owner(std::io::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -50,20 +53,23 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub struct Store {
     conn: Mutex<Connection>,
+    /// This store as the holder of delivery leases (see [`owner`]).
+    owner: owner::Owner,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self> {
-        Self::setup(Connection::open(path)?)
+        let owner = owner::Owner::for_file(path).map_err(StoreError::Owner)?;
+        Self::setup(Connection::open(path)?, owner)
     }
 
     /// A private in-memory database, for tests.
     pub fn open_in_memory() -> Result<Self> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, owner::Owner::in_memory())
     }
 
-    fn setup(mut conn: Connection) -> Result<Self> {
+    fn setup(mut conn: Connection, owner: owner::Owner) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(10))?;
         // Space freed by `prune` goes back to the file system; this takes
         // effect on a new database (an older one is converted by `prune`).
@@ -76,6 +82,7 @@ impl Store {
         migrations::migrations().to_latest(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            owner,
         })
     }
 

@@ -185,6 +185,10 @@ WHEN old.status != 'pending' BEGIN
 END;
 "#;
 
+/// A lease names its holder (an open store, see `owner.rs`), so a lease
+/// whose holder died is taken over at once instead of when it runs out.
+const V7_LEASE_OWNER: &str = "ALTER TABLE decisions ADD COLUMN lease_owner TEXT;";
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -194,5 +198,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V4_HEALTH_NOTE),
         M::up(V5_DECISION_NOTE_AND_ASK_IDENTITY),
         M::up(V6_HISTORY_ORDER),
+        M::up(V7_LEASE_OWNER),
     ])
 }

@@ -401,6 +401,60 @@ mod decisions {
     use super::*;
 
     #[test]
+    fn a_dead_senders_lease_is_taken_over_at_once_a_live_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("countersign.sqlite3");
+        let sender = Store::open(&path).unwrap();
+        let acc = account(&sender, "prod");
+        let req = sender
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        decide(&sender, req.id, Outcome::Approve);
+        let lease = Duration::minutes(2);
+        assert_eq!(
+            sender
+                .claim_due(acc, None, t0(), lease, false)
+                .unwrap()
+                .len(),
+            1,
+            "the first sender takes the decision"
+        );
+
+        let other = Store::open(&path).unwrap();
+        assert!(
+            other
+                .claim_due(acc, None, t0() + Duration::seconds(1), lease, false)
+                .unwrap()
+                .is_empty(),
+            "while its sender is alive (the app, say), a second process (the CLI) must not send it too"
+        );
+        // The sender's store closes: what the OS does to its lock when its
+        // process is killed.
+        drop(sender);
+        let taken = other
+            .claim_due(acc, None, t0() + Duration::seconds(2), lease, false)
+            .unwrap();
+        assert_eq!(
+            taken.len(),
+            1,
+            "a dead sender's decision goes again at once, not after its two-minute lease"
+        );
+        assert_eq!(
+            taken[0].decision.attempts, 2,
+            "it counts as a second attempt"
+        );
+        let third = Store::open(&path).unwrap();
+        assert!(
+            third
+                .claim_due(acc, None, t0() + Duration::seconds(3), lease, false)
+                .unwrap()
+                .is_empty(),
+            "the new holder is alive: its lease is honoured in turn"
+        );
+    }
+
+    #[test]
     fn a_request_stays_as_decided_while_its_decision_is_on_its_way() {
         let store = Store::open_in_memory().unwrap();
         let acc = account(&store, "prod");
