@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use countersign_model::{
-    AllowedDecision, DecisionDraft, Delivery, Kind, NewAccount, ObservedRequest, Outcome,
-    Platform, Request, Resolution, SecretStoreKind, Status,
+    AllowedDecision, DecisionDraft, Delivery, Kind, NewAccount, ObservedRequest, Outcome, Platform,
+    Request, Resolution, SecretStoreKind, Status,
 };
 use countersign_store::{DecisionUpdate, HistoryCursor, HistoryQuery, Prune, Store};
 use rusqlite::params;
@@ -241,11 +241,74 @@ mod paging {
         );
 
         // A fresh walk afterwards shows what ended during the first one.
-        want.extend(late.iter().map(|&id| (id, store.request(id).unwrap().decided_at.unwrap())));
+        want.extend(
+            late.iter()
+                .map(|&id| (id, store.request(id).unwrap().decided_at.unwrap())),
+        );
         assert_eq!(
             walk(&store, &HistoryQuery::default(), 5),
             in_history_order(&want),
             "a later walk shows every ended request, the late ones first"
+        );
+    }
+
+    #[test]
+    fn a_walk_by_printed_cursors_passes_requests_a_platform_dated_far_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let acc = account(&store, "prod", Platform::Molecule);
+        let ids: Vec<i64> = (0..6)
+            .map(|i| pending(&store, acc, &format!("r{i}")))
+            .collect();
+        // A platform's clock (or its epoch unit) can be far off.
+        let far = [
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 1, 0, 0, 0).unwrap(),
+        ];
+        resolve(
+            &store,
+            ids[1],
+            Status::ResolvedElsewhere,
+            Some(far[0]),
+            t0(),
+        );
+        resolve(
+            &store,
+            ids[4],
+            Status::ResolvedElsewhere,
+            Some(far[1]),
+            t0(),
+        );
+        for i in [0, 2, 3, 5] {
+            decide(
+                &store,
+                ids[i],
+                Outcome::Approve,
+                t0() + Duration::seconds(i as i64),
+            );
+        }
+        let mut q = HistoryQuery {
+            limit: Some(1),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let p = store.history_page(&q).unwrap();
+            seen.extend(p.rows.iter().map(|r| r.id));
+            let Some(next) = p.next else { break };
+            // As the CLI and the app pass it on: printed, then parsed.
+            let printed = next.to_string();
+            q.before =
+                Some(printed.parse().unwrap_or_else(|e| {
+                    panic!("the cursor a page printed must be taken back: {e}")
+                }));
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, ids,
+            "a walk one row a page, by printed cursors, meets every ended request once, \
+             those dated far off too (seen {seen:?})"
         );
     }
 
@@ -280,7 +343,12 @@ mod paging {
             .map(|i| pending(&store, acc, &format!("r{i}")))
             .collect();
         for (i, &id) in ids.iter().enumerate() {
-            decide(&store, id, Outcome::Approve, t0() + Duration::seconds(i as i64));
+            decide(
+                &store,
+                id,
+                Outcome::Approve,
+                t0() + Duration::seconds(i as i64),
+            );
         }
         let q = HistoryQuery {
             limit: Some(12),
@@ -317,7 +385,10 @@ mod paging {
                 |_| ControlFlow::Continue(()),
             )
             .unwrap();
-        assert_eq!(none, None, "a walk that ran out of rows has nowhere to go on");
+        assert_eq!(
+            none, None,
+            "a walk that ran out of rows has nowhere to go on"
+        );
     }
 }
 
@@ -402,8 +473,7 @@ mod filters {
                 // About three rows per instant (ties); every other instant
                 // on a whole second. Ids are not in time order.
                 let slot = rng.below(ENDED / 3) as i64;
-                let ended_at =
-                    (!is_pending).then(|| t0() + Duration::milliseconds(slot * 1_500));
+                let ended_at = (!is_pending).then(|| t0() + Duration::milliseconds(slot * 1_500));
                 let mut words = vec!["deploy", "service"];
                 if n % 20 != 7 {
                     words.push(COMMON);
@@ -612,7 +682,10 @@ mod filters {
                 let mid = want[want.len() / 2];
                 let at = rows[mid as usize - 1].ended_at.unwrap();
                 let from = HistoryQuery {
-                    before: Some(HistoryCursor { ended_at: at, id: mid }),
+                    before: Some(HistoryCursor {
+                        ended_at: at,
+                        id: mid,
+                    }),
                     ..query.clone()
                 };
                 assert_eq!(
@@ -659,8 +732,20 @@ mod total {
 
         let d0 = decide(&store, ids[0], Outcome::Approve, t0());
         decide(&store, ids[1], Outcome::Deny, t0() + Duration::seconds(1));
-        resolve(&store, ids[2], Status::Expired, None, t0() + Duration::seconds(2));
-        resolve(&store, ids[3], Status::Cancelled, None, t0() + Duration::days(10));
+        resolve(
+            &store,
+            ids[2],
+            Status::Expired,
+            None,
+            t0() + Duration::seconds(2),
+        );
+        resolve(
+            &store,
+            ids[3],
+            Status::Cancelled,
+            None,
+            t0() + Duration::days(10),
+        );
         assert_eq!(total(), 4, "two decided, one expired, one cancelled");
 
         resolve(
@@ -801,7 +886,12 @@ mod prune {
             )
             .unwrap();
         resolve(&store, expired, Status::Expired, None, at);
-        let d = decide(&store, recent, Outcome::Approve, cutoff() + Duration::hours(1));
+        let d = decide(
+            &store,
+            recent,
+            Outcome::Approve,
+            cutoff() + Duration::hours(1),
+        );
         store
             .update_decision(d, &DecisionUpdate::Confirmed, cutoff())
             .unwrap();
@@ -895,7 +985,11 @@ mod prune {
         let d = s.open_decision_for(c.queued).unwrap().unwrap();
         s.update_decision(d.id, &DecisionUpdate::Confirmed, cutoff())
             .unwrap();
-        assert_eq!(s.prune_count(&p).unwrap(), 1, "the delivered one is prunable now");
+        assert_eq!(
+            s.prune_count(&p).unwrap(),
+            1,
+            "the delivered one is prunable now"
+        );
         assert_eq!(s.prune(&p, cutoff()).unwrap().requests, 1, "and goes");
         assert!(!exists(s, c.queued), "the delivered request is gone");
     }
@@ -910,7 +1004,14 @@ mod prune {
             keep_decisions: true,
         };
         let before: HashMap<i64, Request> = [
-            c.pending, c.reopened, c.queued, c.sent, c.confirmed, c.failed, c.expired, c.recent,
+            c.pending,
+            c.reopened,
+            c.queued,
+            c.sent,
+            c.confirmed,
+            c.failed,
+            c.expired,
+            c.recent,
         ]
         .into_iter()
         .map(|id| (id, s.request(id).unwrap()))
@@ -941,7 +1042,12 @@ mod prune {
             );
             let was = &before[&id];
             assert_eq!(
-                (&after.status, &after.title, &after.decided_by, &after.decided_at),
+                (
+                    &after.status,
+                    &after.title,
+                    &after.decided_by,
+                    &after.decided_at
+                ),
                 (&was.status, &was.title, &was.decided_by, &was.decided_at),
                 "the {what} request still shows what it was and how it ended"
             );
@@ -966,11 +1072,7 @@ mod prune {
                 "the {what} request is untouched: it is in play or ended after the cutoff"
             );
         }
-        assert_eq!(
-            s.history_total().unwrap(),
-            total,
-            "no request left history"
-        );
+        assert_eq!(s.history_total().unwrap(), total, "no request left history");
         assert_eq!(
             s.prune_count(&p).unwrap(),
             0,
@@ -986,7 +1088,11 @@ mod prune {
             before: cutoff(),
             keep_decisions: false,
         };
-        assert_eq!(s.prune_count(&full).unwrap(), 3, "emptied requests can still be deleted");
+        assert_eq!(
+            s.prune_count(&full).unwrap(),
+            3,
+            "emptied requests can still be deleted"
+        );
         assert_eq!(s.prune(&full, now).unwrap().requests, 3, "and are");
     }
 }
