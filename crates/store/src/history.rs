@@ -58,9 +58,12 @@ impl FromStr for HistoryCursor {
     fn from_str(s: &str) -> std::result::Result<Self, BadCursor> {
         let bad = || BadCursor(s.chars().take(80).collect());
         let (at, id) = s.rsplit_once('_').ok_or_else(bad)?;
-        let ended_at = DateTime::parse_from_rfc3339(at)
-            .map_err(|_| bad())?
-            .with_timezone(&Utc);
+        // RFC 3339, or for a year outside 0000-9999 (a platform's clock
+        // can say anything) chrono's signed form, which `Display` prints.
+        let ended_at = match DateTime::parse_from_rfc3339(at) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => at.parse::<DateTime<Utc>>().map_err(|_| bad())?,
+        };
         let id = id.parse::<i64>().map_err(|_| bad())?;
         if id < 0 {
             return Err(bad());
