@@ -19,6 +19,20 @@ use tauri::{AppHandle, State};
 
 type AppStateRef<'a> = State<'a, Arc<AppState>>;
 
+/// Runs a read that may take a while (a list of 10,000 rows) on tokio's
+/// blocking pool: a command that is not `async` runs on the main thread,
+/// and would hold up the window and every other command meanwhile.
+async fn off_main<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&countersign_inbox::Inbox) -> countersign_inbox::Result<T> + Send + 'static,
+) -> Result<T> {
+    let inbox = state.inbox.clone();
+    tokio::task::spawn_blocking(move || f(&inbox))
+        .await
+        .map_err(|e| IpcError::internal(format!("the read stopped: {e}")))?
+        .map_err(Into::into)
+}
+
 /// Inbox filters; unset fields do not filter.
 #[derive(Debug, Default, Deserialize, ts_rs::TS)]
 #[serde(default)]
@@ -142,7 +156,7 @@ pub struct AppStatus {
 }
 
 #[tauri::command]
-pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestRow>> {
+pub async fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestRow>> {
     let q = PendingQuery {
         account: filter.account,
         platform: filter.platform,
@@ -151,12 +165,12 @@ pub fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<Requ
         search: filter.search,
         limit: None,
     };
-    Ok(state.inbox.pending_rows(&q)?)
+    off_main(&state, move |inbox| inbox.pending_rows(&q)).await
 }
 
 #[tauri::command]
-pub fn detail(state: AppStateRef<'_>, id: i64) -> Result<RequestDetail> {
-    Ok(state.inbox.detail(id)?)
+pub async fn detail(state: AppStateRef<'_>, id: i64) -> Result<RequestDetail> {
+    off_main(&state, move |inbox| inbox.detail(id)).await
 }
 
 #[tauri::command]
@@ -209,10 +223,12 @@ pub async fn decide(
 /// One page of history, newest first; pass `next` back as `before` for
 /// the page after it.
 #[tauri::command]
-pub fn history_page(state: AppStateRef<'_>, filter: HistoryFilter) -> Result<HistoryPageView> {
-    Ok(state
-        .inbox
-        .history_page(&filter.query(state.inbox.clock().now())?)?)
+pub async fn history_page(
+    state: AppStateRef<'_>,
+    filter: HistoryFilter,
+) -> Result<HistoryPageView> {
+    let q = filter.query(state.inbox.clock().now())?;
+    off_main(&state, move |inbox| inbox.history_page(&q)).await
 }
 
 #[tauri::command]

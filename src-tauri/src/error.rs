@@ -36,6 +36,14 @@ impl IpcError {
             message: message.into(),
         }
     }
+
+    /// Something went wrong inside the app, not with the input.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::Internal,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<InboxError> for IpcError {

@@ -721,16 +721,23 @@ on("open-request", (id) => {
 });
 
 async function start(): Promise<void> {
+  // Everything the first screen needs is asked for at once; the inbox
+  // list (the longest) is not held up by the rest.
+  const pending = call("pending", { filter: {} });
   try {
-    app.prefs = await call("prefs", {});
-    app.accounts = await call("accounts", {});
+    [app.prefs, app.accounts] = await Promise.all([call("prefs", {}), call("accounts", {})]);
   } catch (e) {
     toast(errorText(e), "error");
   }
   if (app.accounts.length === 0) app.view = "accounts";
+  try {
+    app.pending = await pending;
+  } catch (e) {
+    toast(errorText(e), "error");
+  }
   renderNav();
   render();
-  await reload({ requests: true, activity: true, accounts: false, pending: 0 });
+  await reload({ requests: false, activity: true, accounts: false, pending: 0 });
 }
 
 void start();
