@@ -174,6 +174,7 @@ export function renderDetail(
       field("Requested", h("span", {}, `${when(d.created_at)} (`,
         h("span", { "data-created": d.created_at }, age(d.created_at)), " ago)")),
       field("Deadline", d.deadline ? when(d.deadline) : null),
+      field("Ended", d.ended_at ? when(d.ended_at) : null),
       field("Decided by", d.decided_by),
       field("Outcome", d.outcome),
       field("Comment", d.comment),

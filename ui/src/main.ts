@@ -213,7 +213,7 @@ function refreshInbox(): void {
          h("button", { class: "approve", type: "button", "data-testid": "bulk-approve", onclick: () => void decideSelected("approve") }, "Approve all"),
          h("button", { class: "deny", type: "button", "data-testid": "bulk-deny", onclick: () => void decideSelected("deny") }, "Deny all"),
          h("button", { class: "link", type: "button", onclick: () => { app.checked.clear(); refreshInbox(); } }, "Clear")]
-      : [h("span", { class: "muted" }, `${rows.length} pending`)]));
+      : [h("span", { class: "muted" }, `${thousands(rows.length)} pending`)]));
   }
   list.reveal(app.cursor);
   scheduleDetail(rows[app.cursor]?.id ?? null);
