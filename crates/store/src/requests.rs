@@ -186,7 +186,10 @@ impl Store {
                 resolution.status.as_str(),
                 resolution.outcome,
                 resolution.decided_by,
-                resolution.decided_at,
+                // A platform's time is untrusted: one in the future (a
+                // skewed clock, or year 10000) would sort above everything
+                // in history and outlive every prune, so it is capped.
+                resolution.decided_at.map(|t| t.min(now)),
                 now
             ],
         )?;

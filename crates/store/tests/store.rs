@@ -298,6 +298,47 @@ mod requests {
     }
 
     #[test]
+    fn a_platform_time_in_the_future_does_not_jump_the_history_queue() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let far = store
+            .upsert_request(acc, &observed("1", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let year_10000 = Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).unwrap() + Duration::days(2);
+        store
+            .apply_resolution(
+                far.id,
+                &Resolution {
+                    remote_id: "1".into(),
+                    status: Status::Approved,
+                    outcome: Some("approved".into()),
+                    decided_by: Some("skewed clock".into()),
+                    decided_at: Some(year_10000),
+                },
+                t0(),
+            )
+            .unwrap();
+        let later = store
+            .upsert_request(acc, &observed("2", "y", json!({})), t0())
+            .unwrap()
+            .request;
+        decide(&store, later.id, Outcome::Approve);
+        let stored = store.request(far.id).unwrap();
+        assert_eq!(
+            stored.decided_at,
+            Some(t0()),
+            "a decision time after the moment it was learnt is capped at that moment"
+        );
+        let page = store.history_page(&HistoryQuery::default()).unwrap();
+        assert_eq!(
+            page.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![later.id, far.id],
+            "history stays newest first by when Countersign saw each end"
+        );
+    }
+
+    #[test]
     fn history_filters_by_status_account_agent_and_time() {
         let store = Store::open_in_memory().unwrap();
         let (a, b) = (account(&store, "a"), account(&store, "b"));
@@ -320,7 +361,7 @@ mod requests {
                     decided_by: Some("auto-expired".into()),
                     decided_at: Some(t0() + Duration::hours(1)),
                 },
-                t0(),
+                t0() + Duration::hours(2),
             )
             .unwrap()
             .expect("a pending request changes when it expires");
