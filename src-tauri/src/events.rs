@@ -1,6 +1,7 @@
 //! Carries core changes to the UI, the tray and notifications.
 //!
-//! Engine events are gathered for a short window and sent as one
+//! New pending requests go to the notifier as each arrives. Engine events
+//! are gathered for a short window and sent to the UI as one
 //! `inbox-changed` event saying what to re-query (SQLite is the source of
 //! truth), so a sync of thousands of requests costs the UI a few reloads,
 //! not thousands of messages. Changes made by another process (the CLI) are
@@ -96,6 +97,7 @@ pub fn spawn(app: AppHandle, state: Arc<AppState>) {
                         Err(RecvError::Lagged(_)) => batch.changes = everything(),
                         Err(RecvError::Closed) => break,
                     }
+                    notify_now(&state, &mut batch);
                     let until = Instant::now() + BATCH_WINDOW;
                     while let Ok(next) = timeout(until.saturating_duration_since(Instant::now()), rx.recv()).await {
                         match next {
@@ -103,6 +105,7 @@ pub fn spawn(app: AppHandle, state: Arc<AppState>) {
                             Err(RecvError::Lagged(_)) => batch.changes = everything(),
                             Err(RecvError::Closed) => break,
                         }
+                        notify_now(&state, &mut batch);
                     }
                     deliver(&app, &state, batch);
                 }
@@ -127,17 +130,27 @@ fn everything() -> Changes {
     }
 }
 
+/// New requests go to the notifier as they arrive, not after the UI's
+/// batch window: the notifier shows the first at once and coalesces what
+/// follows.
+fn notify_now(state: &AppState, batch: &mut Batch) {
+    if batch.added.is_empty() {
+        return;
+    }
+    let added = std::mem::take(&mut batch.added);
+    if !state.prefs().dnd {
+        state.notifier.requests(added);
+    }
+}
+
 fn deliver(app: &AppHandle, state: &AppState, batch: Batch) {
     let prefs = state.prefs();
     state.notifier.close(batch.gone);
     for (request, note) in batch.not_as_decided {
         state.notifier.not_as_decided(request, note);
     }
-    if !prefs.dnd {
-        state.notifier.requests(batch.added);
-        if prefs.notify_activity {
-            state.notifier.activity(batch.activity);
-        }
+    if !prefs.dnd && prefs.notify_activity {
+        state.notifier.activity(batch.activity);
     }
     emit(app, state, batch.changes);
 }

@@ -1,7 +1,8 @@
 //! Native notifications (`notify-rust`, D-Bus on Linux).
 //!
 //! One notification per new pending request — agent and action, never the
-//! argument values, since notifications reach lock screens. Several at once
+//! argument values, since notifications reach lock screens. The first of a
+//! quiet period shows at once; the ones that follow it within 150 ms
 //! become one summary. A notification closes when its requests are resolved
 //! anywhere; clicking it opens the app on its request.
 //!
@@ -12,11 +13,15 @@
 
 use countersign_model::{Activity, Request};
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How many requests one summary names before "and N more".
 const SUMMARY_LINES: usize = 4;
+/// After a notification, new requests are held this long and then shown
+/// as one summary; the first of a quiet period is shown at once.
+const COALESCE: Duration = Duration::from_millis(150);
 
 enum Command {
     Requests(Vec<Request>),
@@ -107,12 +112,85 @@ fn lock(shown: &Shown) -> std::sync::MutexGuard<'_, HashMap<u32, Vec<i64>>> {
     shown.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// New requests as they come, shown on the leading edge: the first after
+/// a quiet [`COALESCE`] at once, the ones that follow it within that time
+/// held and shown together when it ends.
+struct Coalescer<T> {
+    last_shown: Option<Instant>,
+    held: Vec<T>,
+}
+
+impl<T> Default for Coalescer<T> {
+    fn default() -> Self {
+        Self {
+            last_shown: None,
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<T> Coalescer<T> {
+    /// What to show now, if anything.
+    fn add(&mut self, requests: Vec<T>, now: Instant) -> Option<Vec<T>> {
+        let quiet = self
+            .last_shown
+            .is_none_or(|at| now.duration_since(at) >= COALESCE);
+        if quiet && self.held.is_empty() {
+            self.last_shown = Some(now);
+            return Some(requests);
+        }
+        self.held.extend(requests);
+        None
+    }
+
+    /// When the held requests are due.
+    fn due(&self) -> Option<Instant> {
+        (!self.held.is_empty())
+            .then(|| self.last_shown.map(|at| at + COALESCE))
+            .flatten()
+    }
+
+    /// The held requests, if their time has come.
+    fn flush(&mut self, now: Instant) -> Option<Vec<T>> {
+        if self.due().is_some_and(|at| at <= now) {
+            self.last_shown = Some(now);
+            return Some(std::mem::take(&mut self.held));
+        }
+        None
+    }
+
+    /// Forgets held requests that were resolved meanwhile.
+    fn drop_where(&mut self, gone: impl Fn(&T) -> bool) {
+        self.held.retain(|r| !gone(r));
+    }
+}
+
 fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
     let shown: Shown = Arc::default();
     let mut bus: Option<zbus::blocking::Connection> = None;
-    while let Ok(cmd) = rx.recv() {
+    let mut coalescer = Coalescer::<Request>::default();
+    loop {
+        let cmd = match coalescer.due() {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(cmd) => Some(cmd),
+                Err(_) => break,
+            },
+        };
+        if let Some(requests) = coalescer.flush(Instant::now()) {
+            show_requests(&requests, &shown, &on_click);
+        }
+        let Some(cmd) = cmd else { continue };
         match cmd {
-            Command::Requests(requests) => show_requests(&requests, &shown, &on_click),
+            Command::Requests(requests) => {
+                if let Some(now) = coalescer.add(requests, Instant::now()) {
+                    show_requests(&now, &shown, &on_click);
+                }
+            }
             Command::Activity(items) => {
                 let summary = match items.as_slice() {
                     [a] => one_line(
@@ -142,6 +220,7 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
                 }
             }
             Command::Close(resolved) => {
+                coalescer.drop_where(|r| resolved.contains(&r.id));
                 let done: Vec<u32> = {
                     let mut map = lock(&shown);
                     let mut done = Vec::new();
@@ -165,6 +244,9 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
 }
 
 fn show_requests(requests: &[Request], shown: &Shown, on_click: &OnClick) {
+    if requests.is_empty() {
+        return;
+    }
     let (summary, body) = if let [r] = requests {
         (
             headline(r),
@@ -234,5 +316,48 @@ fn close(bus: &mut Option<zbus::blocking::Connection>, id: u32) {
     );
     if let Err(e) = closed {
         tracing::debug!("could not close notification {id}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_request_of_a_quiet_period_shows_at_once_the_rest_together() {
+        let mut c = Coalescer::default();
+        let t = Instant::now();
+        assert_eq!(
+            c.add(vec![1], t),
+            Some(vec![1]),
+            "a lone request is shown at once, not after a batch window"
+        );
+        assert_eq!(c.add(vec![2], t + Duration::from_millis(10)), None);
+        assert_eq!(c.add(vec![3, 4], t + Duration::from_millis(20)), None);
+        assert_eq!(
+            c.flush(t + Duration::from_millis(100)),
+            None,
+            "what follows is held until the window ends"
+        );
+        c.drop_where(|r| *r == 3);
+        assert_eq!(
+            c.flush(t + COALESCE),
+            Some(vec![2, 4]),
+            "then shown as one summary, without what was resolved meanwhile"
+        );
+        assert_eq!(
+            c.add(vec![5], t + COALESCE + Duration::from_millis(10)),
+            None,
+            "a summary was just shown: the next waits its window too"
+        );
+        assert_eq!(
+            c.flush(t + COALESCE * 2 + Duration::from_millis(10)),
+            Some(vec![5])
+        );
+        assert_eq!(
+            c.add(vec![6], t + COALESCE * 5),
+            Some(vec![6]),
+            "after a quiet period, at once again"
+        );
     }
 }
