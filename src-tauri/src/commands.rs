@@ -220,6 +220,50 @@ pub async fn decide(
     Ok(results)
 }
 
+/// A press on a notification's Approve or Deny: decided exactly as from
+/// the window (same checks, store and outbox), then a follow-up
+/// notification says what became of it. Does nothing harmful for a
+/// request that is gone or already decided: the follow-up says so.
+pub async fn decide_from_notification(
+    app: &AppHandle,
+    state: &AppState,
+    id: i64,
+    outcome: Outcome,
+) {
+    let title = state
+        .inbox
+        .store()
+        .request(id)
+        .map(|r| r.title)
+        .unwrap_or_else(|_| format!("request {id}"));
+    let verb = if outcome == Outcome::Deny {
+        "Denied"
+    } else {
+        "Approved"
+    };
+    let input = DecisionInput {
+        request_id: id,
+        outcome,
+        comment: None,
+        edited_arguments: None,
+        response: None,
+    };
+    let summary = match state.inbox.decide(input).await {
+        Ok(d) => match d.delivery {
+            Delivery::Confirmed => format!("{verb} · delivered"),
+            Delivery::Failed => format!("Refused: {}", d.error.unwrap_or_default()),
+            _ => format!(
+                "{verb} · queued: {}",
+                d.error.unwrap_or_else(|| "platform unreachable".into())
+            ),
+        },
+        Err(e) => format!("Not decided: {}", IpcError::from(e).message),
+    };
+    state.notifier.close(vec![id]);
+    state.notifier.followup(summary, title);
+    crate::events::refresh(app, state);
+}
+
 /// One page of history, newest first; pass `next` back as `before` for
 /// the page after it.
 #[tauri::command]

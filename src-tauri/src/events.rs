@@ -138,8 +138,9 @@ fn notify_now(state: &AppState, batch: &mut Batch) {
         return;
     }
     let added = std::mem::take(&mut batch.added);
-    if !state.prefs().dnd {
-        state.notifier.requests(added);
+    let prefs = state.prefs();
+    if !prefs.dnd {
+        state.notifier.requests(added, prefs.notify_actions);
     }
 }
 

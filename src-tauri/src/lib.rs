@@ -43,10 +43,21 @@ pub fn run() {
             let data_dir = resolve_data_dir(None)?;
             let inbox = Arc::new(Inbox::open(&data_dir, Arc::new(SystemClock))?);
             let clicked = app.handle().clone();
-            let notifier = notify::Notifier::start(Arc::new(move |id| {
-                tray::show_main(&clicked);
-                let _ = clicked.emit(events::OPEN_REQUEST, id);
-            }));
+            let deciding = app.handle().clone();
+            let notifier = notify::Notifier::start(notify::Handlers {
+                on_click: Arc::new(move |id| {
+                    tray::show_main(&clicked);
+                    let _ = clicked.emit(events::OPEN_REQUEST, id);
+                }),
+                on_decide: Arc::new(move |id, outcome| {
+                    let app = deciding.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Some(state) = app.try_state::<Arc<AppState>>() {
+                            commands::decide_from_notification(&app, &state, id, outcome).await;
+                        }
+                    });
+                }),
+            });
             let state = Arc::new(AppState::new(inbox, prefs::load(&data_dir), notifier));
             app.manage(state.clone());
             if let Err(e) = tray::build(app, &state) {

@@ -1,4 +1,5 @@
-//! Native notifications (`notify-rust`, D-Bus on Linux).
+//! Native notifications: the freedesktop notification server over one
+//! D-Bus connection on Linux (`zbus`), `notify-rust` elsewhere.
 //!
 //! One notification per new pending request — agent and action, never the
 //! argument values, since notifications reach lock screens. The first of a
@@ -6,12 +7,19 @@
 //! become one summary. A notification closes when its requests are resolved
 //! anywhere; clicking it opens the app on its request.
 //!
+//! With "decide from notifications" on (off by default: notifications reach
+//! lock screens) and a server that shows buttons, a notification for one
+//! request that takes a plain approve or deny carries Approve and Deny; a
+//! press decides it as the window would, and a short follow-up says what
+//! became of it.
+//!
 //! Showing and closing run on one thread of their own (the D-Bus calls
-//! block). Servers send a click (`ActionInvoked`) only to the connection that
-//! showed the notification, so each shown notification gets a thread waiting
-//! on its own handle; closing is a plain `CloseNotification(id)` call.
+//! block), over one connection for the app's life (made again if it
+//! breaks). Servers send clicks (`ActionInvoked`) and closes
+//! (`NotificationClosed`) to the connection that showed a notification;
+//! a second thread reads them and maps the server's ids to requests.
 
-use countersign_model::{Activity, Request};
+use countersign_model::{Activity, AllowedDecision, Outcome, Request};
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -24,7 +32,10 @@ const SUMMARY_LINES: usize = 4;
 const COALESCE: Duration = Duration::from_millis(150);
 
 enum Command {
-    Requests(Vec<Request>),
+    /// New pending requests; with `true`, decide buttons where allowed.
+    Requests(Vec<Request>, bool),
+    /// The result of a decision made from a notification.
+    Followup(String, String),
     Activity(Vec<Activity>),
     Close(Vec<i64>),
     /// A decision the platform took but did not follow.
@@ -34,8 +45,13 @@ enum Command {
 /// Notification id → the requests it stands for.
 type Shown = Arc<Mutex<HashMap<u32, Vec<i64>>>>;
 
-/// What to do when a notification is clicked: open that request.
-pub type OnClick = Arc<dyn Fn(i64) + Send + Sync>;
+/// What the notifications' buttons do: open a request (a click on the
+/// notification), or decide it (its Approve / Deny buttons).
+#[derive(Clone)]
+pub struct Handlers {
+    pub on_click: Arc<dyn Fn(i64) + Send + Sync>,
+    pub on_decide: Arc<dyn Fn(i64, Outcome) + Send + Sync>,
+}
 
 #[derive(Clone)]
 pub struct Notifier {
@@ -43,21 +59,28 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn start(on_click: OnClick) -> Self {
+    pub fn start(handlers: Handlers) -> Self {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("notifications".into())
-            .spawn(move || run(rx, on_click));
+            .spawn(move || run(rx, handlers));
         if let Err(e) = spawned {
             tracing::warn!("notifications are off: {e}");
         }
         Self { tx }
     }
 
-    pub fn requests(&self, requests: Vec<Request>) {
+    /// New pending requests; `actions`: the user allows deciding from
+    /// notifications.
+    pub fn requests(&self, requests: Vec<Request>, actions: bool) {
         if !requests.is_empty() {
-            let _ = self.tx.send(Command::Requests(requests));
+            let _ = self.tx.send(Command::Requests(requests, actions));
         }
+    }
+
+    /// A short note on what became of a decision made from a notification.
+    pub fn followup(&self, summary: String, body: String) {
+        let _ = self.tx.send(Command::Followup(summary, body));
     }
 
     pub fn activity(&self, items: Vec<Activity>) {
@@ -165,10 +188,11 @@ impl<T> Coalescer<T> {
     }
 }
 
-fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
-    let shown: Shown = Arc::default();
-    let mut bus: Option<zbus::blocking::Connection> = None;
+fn run(rx: mpsc::Receiver<Command>, handlers: Handlers) {
+    let mut bus = Bus::new(handlers);
     let mut coalescer = Coalescer::<Request>::default();
+    // Whether the next requests' notifications may carry decide buttons.
+    let mut with_actions = false;
     loop {
         let cmd = match coalescer.due() {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -182,13 +206,14 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
             },
         };
         if let Some(requests) = coalescer.flush(Instant::now()) {
-            show_requests(&requests, &shown, &on_click);
+            show_requests(&mut bus, &requests, with_actions);
         }
         let Some(cmd) = cmd else { continue };
         match cmd {
-            Command::Requests(requests) => {
+            Command::Requests(requests, actions) => {
+                with_actions = actions;
                 if let Some(now) = coalescer.add(requests, Instant::now()) {
-                    show_requests(&now, &shown, &on_click);
+                    show_requests(&mut bus, &now, with_actions);
                 }
             }
             Command::Activity(items) => {
@@ -199,30 +224,36 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
                     ),
                     _ => format!("{} new activity items", items.len()),
                 };
-                if let Err(e) = notify_rust::Notification::new()
-                    .appname("Countersign")
-                    .summary(&summary)
-                    .body("Reported by an agent; nothing to decide")
-                    .show()
-                {
-                    tracing::warn!("could not show a notification: {e}");
-                }
+                bus.notify(&Note {
+                    summary,
+                    body: "Reported by an agent; nothing to decide".into(),
+                    icon: "dialog-information",
+                    actions: Vec::new(),
+                    requests: Vec::new(),
+                });
             }
             Command::NotAsDecided(request, note) => {
-                if let Err(e) = notify_rust::Notification::new()
-                    .appname("Countersign")
-                    .summary(&format!("Not as decided: {}", headline(&request)))
-                    .body(&text_only(&one_line(&note, 300)))
-                    .icon("dialog-warning")
-                    .show()
-                {
-                    tracing::warn!("could not show a notification: {e}");
-                }
+                bus.notify(&Note {
+                    summary: format!("Not as decided: {}", headline(&request)),
+                    body: text_only(&one_line(&note, 300)),
+                    icon: "dialog-warning",
+                    actions: Vec::new(),
+                    requests: Vec::new(),
+                });
+            }
+            Command::Followup(summary, body) => {
+                bus.notify(&Note {
+                    summary: one_line(&summary, 120),
+                    body: text_only(&one_line(&body, 300)),
+                    icon: "dialog-information",
+                    actions: Vec::new(),
+                    requests: Vec::new(),
+                });
             }
             Command::Close(resolved) => {
                 coalescer.drop_where(|r| resolved.contains(&r.id));
                 let done: Vec<u32> = {
-                    let mut map = lock(&shown);
+                    let mut map = lock(&bus.shown);
                     let mut done = Vec::new();
                     for (id, ids) in map.iter_mut() {
                         ids.retain(|r| !resolved.contains(r));
@@ -236,14 +267,27 @@ fn run(rx: mpsc::Receiver<Command>, on_click: OnClick) {
                     done
                 };
                 for id in done {
-                    close(&mut bus, id);
+                    bus.close(id);
                 }
             }
         }
     }
 }
 
-fn show_requests(requests: &[Request], shown: &Shown, on_click: &OnClick) {
+/// Whether a request can be answered by a button on its notification: a
+/// plain approve or deny, with nothing to type, choose or edit, and this
+/// account allowed to answer it.
+fn decidable_from_notification(r: &Request) -> bool {
+    r.status.is_pending()
+        && r.allows(AllowedDecision::Approve)
+        && r.allows(AllowedDecision::Deny)
+        && r.extra.answer_schema.is_none()
+        && r.extra.read_only.is_none()
+        && !r.extra.proposal
+        && r.extra.group.is_none()
+}
+
+fn show_requests(bus: &mut Bus, requests: &[Request], with_actions: bool) {
     if requests.is_empty() {
         return;
     }
@@ -265,57 +309,224 @@ fn show_requests(requests: &[Request], shown: &Shown, on_click: &OnClick) {
             lines.join("\n"),
         )
     };
-    let ids: Vec<i64> = requests.iter().map(|r| r.id).collect();
-    let handle = match notify_rust::Notification::new()
-        .appname("Countersign")
-        .summary(&summary)
-        .body(&text_only(&body))
-        .icon("dialog-question")
-        .action("default", "Open")
-        .show()
-    {
-        Ok(handle) => handle,
-        Err(e) => {
-            tracing::warn!("could not show a notification: {e}");
-            return;
+    let mut actions = vec![("default", "Open")];
+    // Decide buttons only on a notification for one request, and only if
+    // the server shows buttons at all.
+    if let [r] = requests {
+        if with_actions && decidable_from_notification(r) && bus.has_actions() {
+            actions.push(("approve", "Approve"));
+            actions.push(("deny", "Deny"));
         }
-    };
-    let id = handle.id();
-    lock(shown).insert(id, ids.clone());
-    let (shown, on_click) = (shown.clone(), on_click.clone());
-    let waiting = std::thread::Builder::new()
-        .name(format!("notification-{id}"))
-        .spawn(move || {
-            // Returns on a click or when the notification closes.
-            handle.wait_for_action(|action| {
-                if action == "default" {
-                    if let Some(first) = ids.first() {
-                        on_click(*first);
-                    }
+    }
+    bus.notify(&Note {
+        summary,
+        body: text_only(&body),
+        icon: "dialog-question",
+        actions,
+        requests: requests.iter().map(|r| r.id).collect(),
+    });
+}
+
+/// One notification to show.
+struct Note {
+    summary: String,
+    body: String,
+    icon: &'static str,
+    /// (key, label); `default` is a click on the notification itself.
+    actions: Vec<(&'static str, &'static str)>,
+    /// The requests it stands for (none: nothing to open or decide).
+    requests: Vec<i64>,
+}
+
+const DEST: &str = "org.freedesktop.Notifications";
+const PATH: &str = "/org/freedesktop/Notifications";
+
+/// The one session-bus connection notifications go over, kept for the
+/// app's life and made again if it breaks. Servers send `ActionInvoked`
+/// and `NotificationClosed` to the connection that showed a notification,
+/// so one connection shows them all and one thread reads its signals.
+struct Bus {
+    conn: Option<zbus::blocking::Connection>,
+    /// Notification id (the server's) → the requests it stands for.
+    shown: Shown,
+    handlers: Handlers,
+    /// Whether the server shows action buttons (asked once per connection).
+    actions: Option<bool>,
+}
+
+impl Bus {
+    fn new(handlers: Handlers) -> Self {
+        Self {
+            conn: None,
+            shown: Arc::default(),
+            handlers,
+            actions: None,
+        }
+    }
+
+    fn connection(&mut self) -> Option<zbus::blocking::Connection> {
+        if self.conn.is_none() {
+            match zbus::blocking::Connection::session() {
+                Ok(conn) => {
+                    listen(&conn, self.shown.clone(), self.handlers.clone());
+                    self.conn = Some(conn);
+                    self.actions = None;
                 }
-            });
-            lock(&shown).remove(&id);
-        });
-    if let Err(e) = waiting {
-        tracing::warn!("clicks on notification {id} will not open it: {e}");
+                Err(e) => {
+                    tracing::warn!("no notification bus: {e}");
+                    return None;
+                }
+            }
+        }
+        self.conn.clone()
+    }
+
+    fn has_actions(&mut self) -> bool {
+        if let Some(known) = self.actions {
+            return known;
+        }
+        let Some(conn) = self.connection() else {
+            return false;
+        };
+        let caps: Vec<String> = conn
+            .call_method(Some(DEST), PATH, Some(DEST), "GetCapabilities", &())
+            .ok()
+            .and_then(|m| m.body().deserialize().ok())
+            .unwrap_or_default();
+        let has = caps.iter().any(|c| c == "actions");
+        self.actions = Some(has);
+        has
+    }
+
+    /// Shows `note`; a broken connection is made again and the call tried
+    /// once more.
+    fn notify(&mut self, note: &Note) {
+        for attempt in 0..2 {
+            let Some(conn) = self.connection() else {
+                // No session bus (macOS, Windows): the platform's own
+                // notifications, without buttons.
+                if let Err(e) = notify_rust::Notification::new()
+                    .appname("Countersign")
+                    .summary(&note.summary)
+                    .body(&note.body)
+                    .show()
+                {
+                    tracing::warn!("could not show a notification: {e}");
+                }
+                return;
+            };
+            let actions: Vec<&str> = note.actions.iter().flat_map(|(k, l)| [*k, *l]).collect();
+            let hints: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+            let sent = conn.call_method(
+                Some(DEST),
+                PATH,
+                Some(DEST),
+                "Notify",
+                &(
+                    "Countersign",
+                    0u32,
+                    note.icon,
+                    note.summary.as_str(),
+                    note.body.as_str(),
+                    actions,
+                    hints,
+                    -1i32,
+                ),
+            );
+            match sent.and_then(|m| m.body().deserialize::<u32>()) {
+                Ok(id) => {
+                    if !note.requests.is_empty() {
+                        lock(&self.shown).insert(id, note.requests.clone());
+                    }
+                    return;
+                }
+                Err(e) if attempt == 0 && is_disconnect(&e) => {
+                    tracing::info!("notification bus lost ({e}); connecting again");
+                    self.conn = None;
+                }
+                Err(e) => {
+                    tracing::warn!("could not show a notification: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, id: u32) {
+        let Some(conn) = self.connection() else {
+            return;
+        };
+        if let Err(e) = conn.call_method(Some(DEST), PATH, Some(DEST), "CloseNotification", &(id,))
+        {
+            tracing::debug!("could not close notification {id}: {e}");
+        }
     }
 }
 
-/// Closes a notification by id, on a connection of our own.
-fn close(bus: &mut Option<zbus::blocking::Connection>, id: u32) {
-    if bus.is_none() {
-        *bus = zbus::blocking::Connection::session().ok();
-    }
-    let Some(conn) = bus.as_ref() else { return };
-    let closed = conn.call_method(
-        Some("org.freedesktop.Notifications"),
-        "/org/freedesktop/Notifications",
-        Some("org.freedesktop.Notifications"),
-        "CloseNotification",
-        &(id,),
-    );
-    if let Err(e) = closed {
-        tracing::debug!("could not close notification {id}: {e}");
+fn is_disconnect(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::InputOutput(_) | zbus::Error::Handshake(_))
+}
+
+/// Reads clicks and closes for our notifications, until the connection
+/// ends.
+fn listen(conn: &zbus::blocking::Connection, shown: Shown, handlers: Handlers) {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(DEST)
+        .and_then(|b| b.path(PATH))
+        .map(|b| b.build());
+    let messages = match rule
+        .and_then(|rule| zbus::blocking::MessageIterator::for_match_rule(rule, conn, Some(256)))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("clicks on notifications will not be seen: {e}");
+            return;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("notification-signals".into())
+        .spawn(move || {
+            for msg in messages {
+                let Ok(msg) = msg else { break };
+                let header = msg.header();
+                match header.member().map(|m| m.as_str()) {
+                    Some("ActionInvoked") => {
+                        let Ok((id, key)) = msg.body().deserialize::<(u32, String)>() else {
+                            continue;
+                        };
+                        let ids = lock(&shown).get(&id).cloned();
+                        let Some(ids) = ids else { continue };
+                        match key.as_str() {
+                            "approve" | "deny" => {
+                                lock(&shown).remove(&id);
+                                let outcome = if key == "approve" {
+                                    Outcome::Approve
+                                } else {
+                                    Outcome::Deny
+                                };
+                                if let [one] = ids.as_slice() {
+                                    (handlers.on_decide)(*one, outcome);
+                                }
+                            }
+                            _ => {
+                                if let Some(first) = ids.first() {
+                                    (handlers.on_click)(*first);
+                                }
+                            }
+                        }
+                    }
+                    Some("NotificationClosed") => {
+                        if let Ok((id, _reason)) = msg.body().deserialize::<(u32, u32)>() {
+                            lock(&shown).remove(&id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("clicks on notifications will not be seen: {e}");
     }
 }
 

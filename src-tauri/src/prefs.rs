@@ -11,6 +11,9 @@ pub struct Prefs {
     pub dnd: bool,
     /// Also notify for L2 activity (actions agents ran and only reported).
     pub notify_activity: bool,
+    /// Approve and Deny buttons on request notifications. Off by default:
+    /// notifications reach lock screens.
+    pub notify_actions: bool,
 }
 
 pub fn path(data_dir: &Path) -> PathBuf {

@@ -59,6 +59,10 @@ function renderNav(): void {
       h("input", { type: "checkbox", checked: app.prefs.notify_activity,
         onchange: (e) => void setPrefs({ ...app.prefs, notify_activity: (e.target as HTMLInputElement).checked }) }),
       "Notify for activity"),
+    h("label", { class: "toggle", title: "Approve and Deny buttons on a request's notification. Notifications can show on the lock screen: anyone at it could press them." },
+      h("input", { type: "checkbox", checked: app.prefs.notify_actions, "data-testid": "notify-actions",
+        onchange: (e) => void setPrefs({ ...app.prefs, notify_actions: (e.target as HTMLInputElement).checked }) }),
+      "Decide from notifications"),
     h("div", { class: "health-summary", "data-testid": "health-summary" },
       app.accounts.length === 0
         ? "No accounts"
@@ -72,9 +76,13 @@ function renderNav(): void {
 }
 
 async function setPrefs(prefs: typeof app.prefs): Promise<void> {
+  const before = app.prefs;
   try {
     app.prefs = await call("set_prefs", { prefs });
-    toast(prefs.dnd ? "Notifications paused" : "Notifications on");
+    toast(prefs.dnd !== before.dnd ? (prefs.dnd ? "Notifications paused" : "Notifications on")
+      : prefs.notify_actions !== before.notify_actions
+        ? (prefs.notify_actions ? "Approve and Deny now show on request notifications" : "No decide buttons on notifications")
+        : prefs.notify_activity ? "Activity is notified too" : "Activity is not notified");
   } catch (e) {
     toast(errorText(e), "error");
   }

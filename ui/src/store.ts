@@ -37,7 +37,7 @@ export const app = {
   },
   activity: [] as Activity[],
   accounts: [] as AccountView[],
-  prefs: { dnd: false, notify_activity: false } as Prefs,
+  prefs: { dnd: false, notify_activity: false, notify_actions: false } as Prefs,
   /** Index into the visible list of the current view. */
   cursor: 0,
   /** Requests ticked for a bulk decision. */

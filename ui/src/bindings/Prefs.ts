@@ -8,4 +8,9 @@ dnd: boolean,
 /**
  * Also notify for L2 activity (actions agents ran and only reported).
  */
-notify_activity: boolean, };
+notify_activity: boolean, 
+/**
+ * Approve and Deny buttons on request notifications. Off by default:
+ * notifications reach lock screens.
+ */
+notify_actions: boolean, };
