@@ -463,6 +463,13 @@ impl Bus {
     }
 }
 
+/// The unique bus name of the notification server now.
+fn server_name(conn: &zbus::blocking::Connection) -> Option<String> {
+    let bus = zbus::blocking::fdo::DBusProxy::new(conn).ok()?;
+    let name = zbus::names::BusName::try_from(DEST).ok()?;
+    bus.get_name_owner(name).ok().map(|n| n.to_string())
+}
+
 fn is_disconnect(e: &zbus::Error) -> bool {
     matches!(e, zbus::Error::InputOutput(_) | zbus::Error::Handshake(_))
 }
@@ -484,12 +491,27 @@ fn listen(conn: &zbus::blocking::Connection, shown: Shown, handlers: Handlers) {
             return;
         }
     };
+    let conn = conn.clone();
     let spawned = std::thread::Builder::new()
         .name("notification-signals".into())
         .spawn(move || {
+            let mut server: Option<String> = None;
             for msg in messages {
                 let Ok(msg) = msg else { break };
                 let header = msg.header();
+                // Only the notification server may press our buttons: any
+                // program on the session bus can send these signals.
+                let sender = header.sender().map(|s| s.to_string());
+                if sender.is_none() || sender != server {
+                    server = server_name(&conn);
+                    if sender.is_none() || sender != server {
+                        tracing::warn!(
+                            ?sender,
+                            "ignored a notification signal not sent by the notification server"
+                        );
+                        continue;
+                    }
+                }
                 match header.member().map(|m| m.as_str()) {
                     Some("ActionInvoked") => {
                         let Ok((id, key)) = msg.body().deserialize::<(u32, String)>() else {
@@ -533,6 +555,54 @@ fn listen(conn: &zbus::blocking::Connection, shown: Shown, handlers: Handlers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use countersign_model::{Kind, ObservedRequest, Platform};
+    use serde_json::json;
+
+    fn request(allowed: Vec<AllowedDecision>) -> Request {
+        let o = ObservedRequest {
+            remote_id: "r".into(),
+            route: json!({}),
+            kind: Kind::Approval,
+            title: "push tag".into(),
+            action: "push tag".into(),
+            arguments: json!({}),
+            description: None,
+            agent: None,
+            tier: None,
+            created_at: chrono::Utc::now(),
+            deadline: None,
+            allowed_decisions: allowed,
+            link: None,
+            extra: Default::default(),
+            raw: json!({}),
+        };
+        Request::observed_as_pending(&o, 1, "prod", Platform::Molecule)
+    }
+
+    #[test]
+    fn only_a_plain_approve_or_deny_gets_buttons() {
+        use AllowedDecision::*;
+        assert!(
+            decidable_from_notification(&request(vec![Approve, Deny])),
+            "a plain approval can be decided from its notification"
+        );
+        let mut question = request(vec![Approve, Deny, Respond]);
+        question.extra.answer_schema = Some(json!({"type": "string"}));
+        assert!(
+            !decidable_from_notification(&question),
+            "a request that needs an answer typed cannot be"
+        );
+        let mut not_ours = request(vec![Approve, Deny]);
+        not_ours.extra.read_only = Some("not on the reviewer list".into());
+        assert!(
+            !decidable_from_notification(&not_ours),
+            "nor one this account may not answer"
+        );
+        assert!(
+            !decidable_from_notification(&request(vec![Approve])),
+            "nor one without both a plain approve and deny"
+        );
+    }
 
     #[test]
     fn the_first_request_of_a_quiet_period_shows_at_once_the_rest_together() {

@@ -68,6 +68,12 @@ async fn eventually_true(what: &str, mut f: impl FnMut() -> bool) {
 impl Desktop {
     /// Starts everything. `prepare` may fill the data dir before the app starts.
     pub async fn launch(prepare: impl FnOnce(&Path)) -> Desktop {
+        Self::launch_with(prepare, true).await
+    }
+
+    /// [`Desktop::launch`]; without `dunst`, no notification server runs
+    /// (a test brings its own, see `notification_server.rs`).
+    pub async fn launch_with(prepare: impl FnOnce(&Path), dunst: bool) -> Desktop {
         let turn = ONE_AT_A_TIME.lock().await;
         let data = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
@@ -132,10 +138,12 @@ impl Desktop {
             .expect("gnome-keyring-daemon (scripts/setup.sh)");
         assert!(status.success(), "the test keyring did not start");
 
-        let mut dunst = Command::new("dunst");
-        dunst.stdout(Stdio::null()).stderr(Stdio::null());
-        env(&mut dunst);
-        children.push(spawn("dunst", &mut dunst));
+        if dunst {
+            let mut dunst = Command::new("dunst");
+            dunst.stdout(Stdio::null()).stderr(Stdio::null());
+            env(&mut dunst);
+            children.push(spawn("dunst", &mut dunst));
+        }
 
         let bus_log = home.path().join("bus.log");
         let mut monitor = Command::new("dbus-monitor");
@@ -297,6 +305,16 @@ impl Desktop {
         let mut cmd = Command::new(program);
         cmd.envs(self.session.iter().map(|(k, v)| (*k, v.as_str())));
         cmd
+    }
+
+    /// The address of this desktop's session bus.
+    #[allow(dead_code)]
+    pub fn bus_address(&self) -> String {
+        self.session
+            .iter()
+            .find(|(k, _)| *k == "DBUS_SESSION_BUS_ADDRESS")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 
     pub fn bus(&self) -> String {

@@ -5,6 +5,7 @@
 //! Set `COUNTERSIGN_SHOTS=docs/screenshots` to save the views as PNGs.
 
 mod harness;
+mod notification_server;
 
 use countersign_fakes::molecule::{Config, FakeMolecule};
 use harness::Desktop;
@@ -1180,5 +1181,153 @@ async fn a_langgraph_interrupt_is_answered_from_the_app() {
         "answered by interrupt id with Agent Inbox's response shape"
     );
     assert_eq!(fake.thread(&thread).unwrap().0, "idle");
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_pressed_on_a_notification_decides_the_request_once() {
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    let url = fake.url();
+    let app = Desktop::launch_with(
+        |dir| {
+            let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
+            let file = countersign_model::SecretStoreKind::File;
+            countersign_secrets::Secrets::new(dir)
+                .put(file, "prod", &countersign_model::Secret::new(TOKEN))
+                .unwrap();
+            store
+                .add_account(
+                    &countersign_model::NewAccount {
+                        name: "prod".into(),
+                        platform: countersign_model::Platform::Molecule,
+                        base_url: url.clone(),
+                        reviewer: "dana".into(),
+                        secret_store: file,
+                        settings: json!({}),
+                    },
+                    "prod",
+                    chrono::Utc::now(),
+                )
+                .unwrap();
+            // The user turned decide buttons on (they are off by default).
+            std::fs::write(dir.join("desktop.json"), r#"{"notify_actions": true}"#).unwrap();
+        },
+        false,
+    )
+    .await;
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    app.until(
+        "prod is connected",
+        "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
+        PATIENT,
+    )
+    .await;
+
+    let approval = fake.create_approval(&ws, "push tag v2.4.0", "CI green");
+    let shown_in = Instant::now();
+    let note = loop {
+        if let Some(n) = server
+            .shown()
+            .into_iter()
+            .find(|n| n.summary.contains("push tag v2.4.0"))
+        {
+            break n;
+        }
+        assert!(
+            shown_in.elapsed() < PATIENT,
+            "the request was never notified"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        note.actions,
+        vec!["default", "approve", "deny"],
+        "with decide buttons on, a plain approval's notification carries Approve and Deny"
+    );
+
+    server.press(note.id, "approve").await;
+    let pressed = Instant::now();
+    while fake.received_decisions().is_empty() && pressed.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = fake.received_decisions();
+    assert_eq!(
+        received.len(),
+        1,
+        "the press sent one decision: {received:?}"
+    );
+    assert_eq!(received[0].body["decision"], "approved", "the one pressed");
+    assert_eq!(
+        fake.approval(&approval).unwrap().status,
+        "approved",
+        "the platform took it"
+    );
+    let followed = Instant::now();
+    while !server
+        .shown()
+        .iter()
+        .any(|n| n.summary == "Approved · delivered")
+        && followed.elapsed() < PATIENT
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server
+            .shown()
+            .iter()
+            .any(|n| n.summary == "Approved · delivered" && n.body == "push tag v2.4.0"),
+        "a follow-up notification says what became of the press: {:?}",
+        server.shown()
+    );
+    let status = app.invoke("status").await;
+    assert_eq!(
+        status["pending"], 0,
+        "the request left the inbox for history"
+    );
+
+    // A second press of the same button does nothing more.
+    server.press(note.id, "approve").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.received_decisions().len(),
+        1,
+        "a repeated press never sends a second decision"
+    );
+
+    // Buttons off: a new request's notification only opens the app.
+    let prefs = app
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI__.core.invoke('set_prefs', {prefs: {dnd: false, notify_activity: false, notify_actions: false}}).then(done, done);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(prefs["notify_actions"], false);
+    fake.create_approval(&ws, "rotate prod db creds", "quarterly");
+    let shown_in = Instant::now();
+    let plain = loop {
+        if let Some(n) = server
+            .shown()
+            .into_iter()
+            .find(|n| n.summary.contains("rotate prod db creds"))
+        {
+            break n;
+        }
+        assert!(
+            shown_in.elapsed() < PATIENT,
+            "the second request was never notified"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        plain.actions,
+        vec!["default"],
+        "with decide buttons off, a notification has none"
+    );
     app.close().await;
 }
