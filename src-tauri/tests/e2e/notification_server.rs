@@ -19,6 +19,8 @@ pub struct Shown {
     pub body: String,
     /// Action keys (the labels left out).
     pub actions: Vec<String>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -52,6 +54,7 @@ impl Server {
             summary,
             body,
             actions: keys,
+            at: std::time::Instant::now(),
         });
         self.next
     }
