@@ -31,6 +31,8 @@ pub struct Changes {
     pub requests: bool,
     pub activity: bool,
     pub accounts: bool,
+    /// The notification switches changed (from the CLI).
+    pub prefs: bool,
     /// Pending requests now, across all accounts.
     #[ts(type = "number")]
     pub pending: i64,
@@ -115,6 +117,12 @@ pub fn spawn(app: AppHandle, state: Arc<AppState>) {
                         version = now;
                         refresh(&app, &state);
                     }
+                    // The CLI may have changed the notification switches.
+                    if state.reload_prefs() {
+                        crate::tray::sync_pause_item(&app, state.prefs().dnd);
+                        emit(&app, &state, Changes { prefs: true, ..Default::default() });
+                    }
+                    release_held(&state);
                 }
             }
         }
@@ -126,6 +134,7 @@ fn everything() -> Changes {
         requests: true,
         activity: true,
         accounts: true,
+        prefs: true,
         pending: 0,
     }
 }
@@ -139,9 +148,41 @@ fn notify_now(state: &AppState, batch: &mut Batch) {
     }
     let added = std::mem::take(&mut batch.added);
     let prefs = state.prefs();
-    if !prefs.dnd {
-        state.notifier.requests(added, prefs.notify_actions);
+    let now = state.inbox.clock().now();
+    if prefs.dnd_at(now) {
+        return;
     }
+    let local = now.with_timezone(&chrono::Local).time();
+    let (show, held): (Vec<_>, Vec<_>) = added
+        .into_iter()
+        .partition(|r| prefs.notify_request_at(now, local, r.deadline));
+    state.hold(held.into_iter().map(|r| r.id));
+    state.notifier.requests(show, prefs.notify_actions);
+}
+
+/// Once quiet hours are over, one notification for what arrived in them
+/// and still waits.
+fn release_held(state: &AppState) {
+    if !state.has_held() {
+        return;
+    }
+    let prefs = state.prefs();
+    let now = state.inbox.clock().now();
+    if prefs.dnd_at(now) {
+        state.take_held();
+        return;
+    }
+    let local = now.with_timezone(&chrono::Local).time();
+    if !prefs.notify_request_at(now, local, None) {
+        return;
+    }
+    let waiting: Vec<_> = state
+        .take_held()
+        .into_iter()
+        .filter_map(|id| state.inbox.store().request(id).ok())
+        .filter(|r| r.status.is_pending())
+        .collect();
+    state.notifier.requests(waiting, prefs.notify_actions);
 }
 
 fn deliver(app: &AppHandle, state: &AppState, batch: Batch) {
@@ -150,7 +191,7 @@ fn deliver(app: &AppHandle, state: &AppState, batch: Batch) {
     for (request, note) in batch.not_as_decided {
         state.notifier.not_as_decided(request, note);
     }
-    if !prefs.dnd && prefs.notify_activity {
+    if !prefs.dnd_at(state.inbox.clock().now()) && prefs.notify_activity {
         state.notifier.activity(batch.activity);
     }
     emit(app, state, batch.changes);

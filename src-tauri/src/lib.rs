@@ -58,7 +58,11 @@ pub fn run() {
                     });
                 }),
             });
-            let state = Arc::new(AppState::new(inbox, prefs::load(&data_dir), notifier));
+            let state = Arc::new(AppState::new(
+                inbox,
+                prefs::Prefs::load(&data_dir),
+                notifier,
+            ));
             app.manage(state.clone());
             if let Err(e) = tray::build(app, &state) {
                 tracing::warn!("no tray icon: {e}");

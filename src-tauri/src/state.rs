@@ -13,6 +13,8 @@ pub struct AppState {
     /// What the tray shows now, for the UI and tests to read back.
     pub tray_text: Mutex<String>,
     pub notifier: Notifier,
+    /// Requests that arrived in quiet hours, notified when they end.
+    held: Mutex<Vec<i64>>,
 }
 
 impl AppState {
@@ -23,6 +25,7 @@ impl AppState {
             prefs: Mutex::new(prefs),
             tray_text: Mutex::new(String::new()),
             notifier,
+            held: Mutex::new(Vec::new()),
         }
     }
 
@@ -31,9 +34,35 @@ impl AppState {
     }
 
     pub fn set_prefs(&self, prefs: Prefs) -> std::io::Result<()> {
-        crate::prefs::save(self.inbox.data_dir(), &prefs)?;
+        prefs.save(self.inbox.data_dir())?;
         *lock(&self.prefs) = prefs;
         Ok(())
+    }
+
+    /// Reads the switches again (the CLI may have changed them); true if
+    /// they changed.
+    pub fn reload_prefs(&self) -> bool {
+        let fresh = Prefs::load(self.inbox.data_dir());
+        let mut prefs = lock(&self.prefs);
+        if *prefs == fresh {
+            return false;
+        }
+        *prefs = fresh;
+        true
+    }
+
+    /// Holds requests for the end of quiet hours.
+    pub fn hold(&self, ids: impl IntoIterator<Item = i64>) {
+        lock(&self.held).extend(ids);
+    }
+
+    /// The requests held so far, handed over once.
+    pub fn take_held(&self) -> Vec<i64> {
+        std::mem::take(&mut *lock(&self.held))
+    }
+
+    pub fn has_held(&self) -> bool {
+        !lock(&self.held).is_empty()
     }
 }
 

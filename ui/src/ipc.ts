@@ -12,7 +12,7 @@ import type { HistoryFilter } from "./bindings/HistoryFilter";
 import type { HistoryPageView } from "./bindings/HistoryPageView";
 import type { IpcError } from "./bindings/IpcError";
 import type { PendingFilter } from "./bindings/PendingFilter";
-import type { Prefs } from "./bindings/Prefs";
+import type { NotificationPrefs } from "./bindings/NotificationPrefs";
 import type { RequestDetail } from "./bindings/RequestDetail";
 import type { RequestRow } from "./bindings/RequestRow";
 
@@ -27,8 +27,8 @@ interface Commands {
   save_account: { args: { form: AccountForm }; result: AccountView };
   remove_account: { args: { name: string }; result: null };
   retry_account: { args: { id: number }; result: boolean };
-  prefs: { args: Record<string, never>; result: Prefs };
-  set_prefs: { args: { prefs: Prefs }; result: Prefs };
+  prefs: { args: Record<string, never>; result: NotificationPrefs };
+  set_prefs: { args: { prefs: NotificationPrefs }; result: NotificationPrefs };
   status: { args: Record<string, never>; result: AppStatus };
 }
 

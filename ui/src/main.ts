@@ -53,8 +53,10 @@ function renderNav(): void {
     h("div", { class: "spacer" }),
     h("label", { class: "toggle" },
       h("input", { type: "checkbox", checked: app.prefs.dnd, "data-testid": "dnd",
-        onchange: (e) => void setPrefs({ ...app.prefs, dnd: (e.target as HTMLInputElement).checked }) }),
-      "Do not disturb"),
+        onchange: (e) => void setPrefs({ ...app.prefs, dnd: (e.target as HTMLInputElement).checked, dnd_until: null }) }),
+      app.prefs.dnd && app.prefs.dnd_until
+        ? `Do not disturb until ${new Date(app.prefs.dnd_until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`
+        : "Do not disturb"),
     h("label", { class: "toggle" },
       h("input", { type: "checkbox", checked: app.prefs.notify_activity,
         onchange: (e) => void setPrefs({ ...app.prefs, notify_activity: (e.target as HTMLInputElement).checked }) }),
@@ -63,6 +65,10 @@ function renderNav(): void {
       h("input", { type: "checkbox", checked: app.prefs.notify_actions, "data-testid": "notify-actions",
         onchange: (e) => void setPrefs({ ...app.prefs, notify_actions: (e.target as HTMLInputElement).checked }) }),
       "Decide from notifications"),
+    ...(app.prefs.quiet_hours
+      ? [h("div", { class: "muted quiet", "data-testid": "quiet-hours", title: "Set with: countersign notifications quiet-hours" },
+        `Quiet hours ${app.prefs.quiet_hours.start.slice(0, 5)}–${app.prefs.quiet_hours.end.slice(0, 5)}`)]
+      : []),
     h("div", { class: "health-summary", "data-testid": "health-summary" },
       app.accounts.length === 0
         ? "No accounts"
@@ -592,11 +598,14 @@ async function loadPending(): Promise<void> {
   refreshInbox();
 }
 
-async function reload(changes: Changes): Promise<void> {
+async function reload(changes: Partial<Changes>): Promise<void> {
   try {
     const jobs: Promise<unknown>[] = [];
     if (changes.accounts || app.accounts.length === 0) {
       jobs.push(call("accounts", {}).then((a) => { app.accounts = a; }));
+    }
+    if (changes.prefs) {
+      jobs.push(call("prefs", {}).then((p) => { app.prefs = p; }));
     }
     if (changes.activity || app.view === "activity") {
       jobs.push(call("activity", { limit: 500 }).then((a) => { app.activity = a; }));

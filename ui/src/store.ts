@@ -3,7 +3,7 @@
 import type { AccountView } from "./bindings/AccountView";
 import type { HistoryFilter } from "./bindings/HistoryFilter";
 import type { Activity } from "./bindings/Activity";
-import type { Prefs } from "./bindings/Prefs";
+import type { NotificationPrefs } from "./bindings/NotificationPrefs";
 import type { RequestDetail } from "./bindings/RequestDetail";
 import type { RequestRow } from "./bindings/RequestRow";
 
@@ -37,7 +37,9 @@ export const app = {
   },
   activity: [] as Activity[],
   accounts: [] as AccountView[],
-  prefs: { dnd: false, notify_activity: false, notify_actions: false } as Prefs,
+  prefs: {
+    dnd: false, dnd_until: null, notify_activity: false, notify_actions: false, quiet_hours: null, urgent_breaks_through: true,
+  } as NotificationPrefs,
   /** Index into the visible list of the current view. */
   cursor: 0,
   /** Requests ticked for a bulk decision. */

@@ -5,6 +5,7 @@
 //! as with `| head`); 1 error; 2 bad usage; 3 a decision was recorded but
 //! is queued, not yet delivered.
 
+mod notifications;
 mod print;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -128,6 +129,10 @@ enum Command {
         #[command(flatten)]
         filter: Filter,
     },
+    /// Notification switches, shared with the desktop app (a running app
+    /// picks a change up within a second).
+    #[command(subcommand)]
+    Notifications(notifications::NotificationsCommand),
     /// Delete history that ended before a time, and give the space back.
     /// Pending requests and decisions not yet delivered are always kept.
     Prune {
@@ -372,9 +377,15 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     // Repeated in the `more:` hint, so it reads the same store.
     let given_dir = cli.data_dir.clone();
     let dir = countersign_inbox::resolve_data_dir(cli.data_dir)?;
-    let inbox = Inbox::open(&dir, Arc::new(SystemClock))?;
     let mut out = std::io::stdout().lock();
-    match cli.command {
+    let command = match cli.command {
+        Command::Notifications(cmd) => {
+            return notifications::run(&dir, cmd, chrono::Utc::now(), &mut out)
+        }
+        other => other,
+    };
+    let inbox = Inbox::open(&dir, Arc::new(SystemClock))?;
+    match command {
         Command::Account(cmd) => account(&inbox, cmd, &mut out).await,
         Command::Sync { once: true } => sync_once(&inbox, &mut out).await,
         Command::Sync { once: false } => {
@@ -464,6 +475,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             keep_decisions,
             yes,
         } => prune(&inbox, before, keep_decisions, yes, &mut out),
+        Command::Notifications(_) => unreachable!("handled before the store opens"),
     }
 }
 

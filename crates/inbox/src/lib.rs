@@ -9,6 +9,7 @@
 mod accounts;
 mod deciding;
 pub mod export;
+pub mod notifications;
 mod sessions;
 mod view;
 pub mod when;
@@ -17,6 +18,7 @@ pub use accounts::AccountInput;
 pub use countersign_secrets::SecretError;
 pub use countersign_sync::{Engine, OnceReport, SyncEvent};
 pub use deciding::DecisionInput;
+pub use notifications::{NotificationPrefs, QuietHours};
 pub use view::{AccountView, HistoryPageView, RequestDetail, RequestRow, RequestView, ROW_TEXT};
 
 use countersign_connector::Connector;

@@ -1193,25 +1193,7 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
     let url = fake.url();
     let app = Desktop::launch_with(
         |dir| {
-            let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
-            let file = countersign_model::SecretStoreKind::File;
-            countersign_secrets::Secrets::new(dir)
-                .put(file, "prod", &countersign_model::Secret::new(TOKEN))
-                .unwrap();
-            store
-                .add_account(
-                    &countersign_model::NewAccount {
-                        name: "prod".into(),
-                        platform: countersign_model::Platform::Molecule,
-                        base_url: url.clone(),
-                        reviewer: "dana".into(),
-                        secret_store: file,
-                        settings: json!({}),
-                    },
-                    "prod",
-                    chrono::Utc::now(),
-                )
-                .unwrap();
+            seed_account(dir, &url);
             // The user turned decide buttons on (they are off by default).
             std::fs::write(dir.join("desktop.json"), r#"{"notify_actions": true}"#).unwrap();
         },
@@ -1328,6 +1310,139 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
         plain.actions,
         vec!["default"],
         "with decide buttons off, a notification has none"
+    );
+    app.close().await;
+}
+
+/// A Molecule AI account `prod` on `url`, its token in the file store.
+fn seed_account(dir: &std::path::Path, url: &str) {
+    let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
+    let file = countersign_model::SecretStoreKind::File;
+    countersign_secrets::Secrets::new(dir)
+        .put(file, "prod", &countersign_model::Secret::new(TOKEN))
+        .unwrap();
+    store
+        .add_account(
+            &countersign_model::NewAccount {
+                name: "prod".into(),
+                platform: countersign_model::Platform::Molecule,
+                base_url: url.into(),
+                reviewer: "dana".into(),
+                secret_store: file,
+                settings: json!({}),
+            },
+            "prod",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+}
+
+/// Runs the CLI on the app's data dir, as a user at a terminal would.
+fn cli(dir: &std::path::Path, args: &[&str]) {
+    // Built beside this test binary (target/<profile>/deps/e2e-…).
+    let exe = std::env::current_exe().unwrap();
+    let cli = exe.parent().unwrap().parent().unwrap().join("countersign");
+    let o = std::process::Command::new(&cli)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} runs ({e}); cargo builds it with the workspace",
+                cli.display()
+            )
+        });
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_hours_hold_notifications_then_one_summary_and_urgent_ones_break_through() {
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    let url = fake.url();
+    let local = chrono::Local::now().time();
+    let quiet = format!(
+        "{}-{}",
+        (local - chrono::Duration::hours(1)).format("%H:%M"),
+        (local + chrono::Duration::hours(1)).format("%H:%M")
+    );
+    let app = Desktop::launch_with(|dir| seed_account(dir, &url), false).await;
+    let dir = app.data.path().to_owned();
+    // Quiet now, and (Molecule's requests expire in 10 minutes) urgent
+    // ones wait too.
+    cli(&dir, &["notifications", "quiet-hours", &quiet]);
+    cli(&dir, &["notifications", "urgent", "off"]);
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    app.until(
+        "prod is connected and the quiet hours are read",
+        "Promise.all([window.__TAURI__.core.invoke('accounts'), window.__TAURI__.core.invoke('prefs')])
+            .then(([a, p]) => a.some(x => x.state === 'connected') && p.quiet_hours !== null && !p.urgent_breaks_through)",
+        PATIENT,
+    )
+    .await;
+    for action in ["push tag v1", "push tag v2", "push tag v3"] {
+        fake.create_approval(&ws, action, "release");
+    }
+    app.until(
+        "the three arrive in the inbox",
+        "window.__TAURI__.core.invoke('status').then(s => s.pending === 3)",
+        PATIENT,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        server.shown().is_empty(),
+        "during quiet hours nothing is notified: {:?}",
+        server.shown()
+    );
+
+    // Quiet hours end (turned off from the CLI, picked up within a second).
+    cli(&dir, &["notifications", "quiet-hours", "off"]);
+    let ended = Instant::now();
+    while server.shown().is_empty() && ended.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = server.shown();
+    assert_eq!(shown.len(), 1, "one summary, not three: {shown:?}");
+    assert_eq!(
+        shown[0].summary, "3 new requests waiting",
+        "it names how many arrived while it was quiet"
+    );
+
+    // Urgent ones break through: quiet again, a request due in 10 minutes.
+    cli(&dir, &["notifications", "quiet-hours", &quiet]);
+    cli(&dir, &["notifications", "urgent", "on"]);
+    app.until(
+        "the quiet hours are back",
+        "window.__TAURI__.core.invoke('prefs').then(p => p.quiet_hours !== null && p.urgent_breaks_through)",
+        PATIENT,
+    )
+    .await;
+    fake.create_approval(&ws, "rotate prod db creds", "expires soon");
+    let created = Instant::now();
+    while !server
+        .shown()
+        .iter()
+        .any(|n| n.summary.contains("rotate prod db creds"))
+        && created.elapsed() < PATIENT
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        server
+            .shown()
+            .iter()
+            .any(|n| n.summary.contains("rotate prod db creds")),
+        "a request due before the quiet hours end is notified anyway: {:?}",
+        server.shown()
     );
     app.close().await;
 }

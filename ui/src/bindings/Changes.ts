@@ -5,6 +5,10 @@
  */
 export type Changes = { requests: boolean, activity: boolean, accounts: boolean, 
 /**
+ * The notification switches changed (from the CLI).
+ */
+prefs: boolean, 
+/**
  * Pending requests now, across all accounts.
  */
 pending: number, };
