@@ -387,7 +387,7 @@ impl Connector for HarnApi {
         }
         use eventsource_stream::Eventsource;
         let this = self.clone();
-        let events = resp.bytes_stream().eventsource();
+        let events = countersign_connector::http::without_bom(resp.bytes_stream()).eventsource();
         let stream = events
             .map(move |ev| -> Vec<Result<Update, ConnectorError>> {
                 let ev = match ev {
