@@ -66,7 +66,7 @@ fn expiry() -> chrono::Duration {
 }
 
 fn names(ws: &str) -> Option<String> {
-    (ws.len() % 2 == 0).then(|| format!("name of {ws}"))
+    ws.len().is_multiple_of(2).then(|| format!("name of {ws}"))
 }
 
 /// A non-empty id: the parsers need one to name a request.
