@@ -106,8 +106,8 @@ pub fn status_error(status: StatusCode, headers: &HeaderMap, message: String) ->
 /// The UTF-8 byte-order mark an event stream may begin with.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// An event stream's bytes without the byte-order mark they may begin
-/// with (the SSE spec allows one). `eventsource-stream` 0.2 panics on it:
+/// An event stream's bytes without the byte-order marks they may begin
+/// with (the SSE spec allows one). `eventsource-stream` 0.2 panics on one:
 /// it cuts one byte off a first character three bytes long. Every SSE
 /// stream is read through this; a BOM split across chunks is dropped too.
 pub fn without_bom<S, B, E>(bytes: S) -> futures::stream::BoxStream<'static, Result<Vec<u8>, E>>
@@ -128,12 +128,16 @@ where
                         return Some((Ok(chunk.as_ref().to_vec()), (s, None)));
                     };
                     h.extend_from_slice(chunk.as_ref());
-                    if h.len() < BOM.len() && BOM.starts_with(&h) {
-                        head = Some(h);
+                    // Every leading BOM: the reader would choke on a second.
+                    let mut rest = h.as_slice();
+                    while let Some(r) = rest.strip_prefix(BOM) {
+                        rest = r;
+                    }
+                    if rest.len() < BOM.len() && BOM.starts_with(rest) {
+                        head = Some(rest.to_vec());
                         continue;
                     }
-                    let out = h.strip_prefix(BOM).map(<[u8]>::to_vec).unwrap_or(h);
-                    return Some((Ok(out), (s, None)));
+                    return Some((Ok(rest.to_vec()), (s, None)));
                 }
                 Some(Err(e)) => return Some((Err(e), (s, head))),
                 None => {
