@@ -102,3 +102,50 @@ pub fn status_error(status: StatusCode, headers: &HeaderMap, message: String) ->
         _ => ConnectorError::Rejected(format!("HTTP {status}: {message}")),
     }
 }
+
+/// The UTF-8 byte-order mark an event stream may begin with.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// An event stream's bytes without the byte-order marks they may begin
+/// with (the SSE spec allows one). `eventsource-stream` 0.2 panics on one:
+/// it cuts one byte off a first character three bytes long. Every SSE
+/// stream is read through this; a BOM split across chunks is dropped too.
+pub fn without_bom<S, B, E>(bytes: S) -> futures::stream::BoxStream<'static, Result<Vec<u8>, E>>
+where
+    S: futures::Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+    E: Send + 'static,
+{
+    use futures::StreamExt;
+    // `Some(head)`: the first bytes, held until they are known not to be
+    // (the start of) a BOM.
+    let start = (Box::pin(bytes.fuse()), Some(Vec::new()));
+    futures::stream::unfold(start, |(mut s, mut head)| async move {
+        loop {
+            match s.next().await {
+                Some(Ok(chunk)) => {
+                    let Some(mut h) = head.take() else {
+                        return Some((Ok(chunk.as_ref().to_vec()), (s, None)));
+                    };
+                    h.extend_from_slice(chunk.as_ref());
+                    // Every leading BOM: the reader would choke on a second.
+                    let mut rest = h.as_slice();
+                    while let Some(r) = rest.strip_prefix(BOM) {
+                        rest = r;
+                    }
+                    if rest.len() < BOM.len() && BOM.starts_with(rest) {
+                        head = Some(rest.to_vec());
+                        continue;
+                    }
+                    return Some((Ok(rest.to_vec()), (s, None)));
+                }
+                Some(Err(e)) => return Some((Err(e), (s, head))),
+                None => {
+                    let h = head.take().filter(|h| !h.is_empty())?;
+                    return Some((Ok(h), (s, None)));
+                }
+            }
+        }
+    })
+    .boxed()
+}

@@ -9,6 +9,8 @@
 
 pub mod clawith;
 pub mod harn;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 pub mod langgraph;
 pub mod molecule;
 pub mod opencode;

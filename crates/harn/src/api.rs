@@ -352,7 +352,15 @@ impl Connector for HarnApi {
             .await?
             .iter()
             .filter(|i| i.get("status").and_then(Value::as_str) == Some("pending"))
-            .filter_map(|i| request_from_item(i, &reviewer))
+            .filter_map(|i| {
+                let r = request_from_item(i, &reviewer);
+                if r.is_none() {
+                    tracing::warn!(
+                        "harn: skipping a listed permission request without a string id"
+                    );
+                }
+                r
+            })
             .collect();
         Ok(Snapshot {
             pending,
@@ -379,7 +387,7 @@ impl Connector for HarnApi {
         }
         use eventsource_stream::Eventsource;
         let this = self.clone();
-        let events = resp.bytes_stream().eventsource();
+        let events = countersign_connector::http::without_bom(resp.bytes_stream()).eventsource();
         let stream = events
             .map(move |ev| -> Vec<Result<Update, ConnectorError>> {
                 let ev = match ev {

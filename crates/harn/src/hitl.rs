@@ -295,7 +295,8 @@ pub fn deadline(kind: HitlKind, envelope: &Value) -> Option<DateTime<Utc>> {
         HitlKind::Question => {
             let asked = parse_time(envelope.get("requested_at")?)?;
             let ms = payload.get("timeout_ms")?.as_i64()?;
-            Some(asked + Duration::milliseconds(ms))
+            // A timeout beyond chrono's range is no deadline we can name.
+            asked.checked_add_signed(Duration::try_milliseconds(ms)?)
         }
         HitlKind::Approval | HitlKind::DualControl => payload
             .pointer("/approval_request/deadline")

@@ -409,3 +409,6 @@ async fn an_ask_whose_content_differs_from_what_was_decided_is_not_sent() {
     );
     assert!(fake.responses().is_empty(), "nothing is sent");
 }
+
+#[path = "api/fuzz.rs"]
+mod fuzz;

@@ -875,3 +875,6 @@ async fn approvals_given_to_an_earlier_ask_under_the_id_are_pointed_out() {
         seen_by_alice.extra.read_only
     );
 }
+
+#[path = "event_log/fuzz.rs"]
+mod fuzz;

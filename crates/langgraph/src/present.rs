@@ -133,6 +133,10 @@ fn short(id: &str) -> &str {
 /// makes: one, or one per action of a batched interrupt.
 pub fn requests(interrupt: &Value, place: &Place<'_>) -> Vec<ObservedRequest> {
     let Some(iid) = interrupt.get("id").and_then(Value::as_str) else {
+        tracing::warn!(
+            "langgraph: skipping an interrupt without a string id on thread {}",
+            place.thread_id
+        );
         return Vec::new();
     };
     let value = interrupt.get("value").cloned().unwrap_or(Value::Null);

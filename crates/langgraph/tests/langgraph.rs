@@ -647,3 +647,6 @@ async fn a_remote_id_is_the_thread_the_interrupt_id_the_run_that_answered_it_bef
         "the new ask's tool calls are answered together, apart from the old ones"
     );
 }
+
+#[path = "langgraph/fuzz.rs"]
+mod fuzz;

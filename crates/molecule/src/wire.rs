@@ -97,8 +97,9 @@ fn approval(
         tier: None,
         created_at,
         // The server denies pending rows older than the expiry at its next
-        // list call, without an event: that is the real deadline.
-        deadline: Some(created_at + expiry),
+        // list call, without an event: that is the real deadline. A time so
+        // far ahead that the sum overflows has none we can name.
+        deadline: created_at.checked_add_signed(expiry),
         allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
         link: None,
         extra: Default::default(),
@@ -141,7 +142,11 @@ pub fn parse_history(body: &[u8]) -> Result<Vec<HistoryRow>, String> {
         .map_err(|e| format!("approval history is not a JSON array: {e}"))?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| serde_json::from_value::<HistoryRow>(r).ok())
+        .filter_map(|r| {
+            serde_json::from_value::<HistoryRow>(r)
+                .inspect_err(|e| tracing::warn!("molecule: skipping a malformed history row: {e}"))
+                .ok()
+        })
         .map(|row| HistoryRow {
             id: canonical_id(&row.id),
             ..row
@@ -176,10 +181,16 @@ pub fn parse_workspaces(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     Ok(rows
         .iter()
         .filter_map(|w| {
-            Some((
-                canonical_id(w.get("id")?.as_str()?),
-                w.get("name")?.as_str()?.to_owned(),
-            ))
+            let pair = (|| {
+                Some((
+                    canonical_id(w.get("id")?.as_str()?),
+                    w.get("name")?.as_str()?.to_owned(),
+                ))
+            })();
+            if pair.is_none() {
+                tracing::warn!("molecule: skipping a workspace without a string id and name");
+            }
+            pair
         })
         .collect())
 }

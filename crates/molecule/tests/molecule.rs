@@ -1,75 +1,8 @@
 //! The Molecule connector against the fake server, and its parsers against
 //! random input. Modules mirror `src/`.
 
-mod wire {
-    use countersign_molecule::wire::{parse_frame, parse_history, parse_pending, parse_workspaces};
-    use proptest::prelude::*;
-    use serde_json::Value;
-
-    /// Arbitrary JSON, biased towards the shapes Molecule uses.
-    fn json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(Value::from),
-            ".*".prop_map(Value::String),
-            prop_oneof![
-                Just("APPROVAL_REQUESTED"),
-                Just("APPROVAL_APPROVED"),
-                Just("APPROVAL_DENIED"),
-                Just("APPROVAL_ESCALATED"),
-                Just("AGENT_MESSAGE"),
-                Just("2026-04-27T14:02:11Z"),
-            ]
-            .prop_map(|s| Value::String(s.into())),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-                prop::collection::btree_map(
-                    prop_oneof![
-                        Just("event".to_owned()),
-                        Just("workspace_id".to_owned()),
-                        Just("timestamp".to_owned()),
-                        Just("payload".to_owned()),
-                        Just("approval_id".to_owned()),
-                        Just("action".to_owned()),
-                        Just("id".to_owned()),
-                        Just("created_at".to_owned()),
-                        ".*".prop_map(|s| s),
-                    ],
-                    inner,
-                    0..8,
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    fn names(_: &str) -> Option<String> {
-        None
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        #[test]
-        fn no_input_makes_a_parser_panic(text in ".*", bytes in prop::collection::vec(any::<u8>(), 0..256), value in json()) {
-            let expiry = chrono::Duration::minutes(10);
-            let as_text = value.to_string();
-            for t in [text.as_str(), as_text.as_str()] {
-                let _ = parse_frame(t, &names, expiry);
-                let _ = parse_pending(t.as_bytes(), expiry);
-                let _ = parse_history(t.as_bytes());
-                let _ = parse_workspaces(t.as_bytes());
-            }
-            let _ = parse_pending(&bytes, expiry);
-            let wrapped = serde_json::json!([value]).to_string();
-            let _ = parse_pending(wrapped.as_bytes(), expiry);
-        }
-    }
-}
+#[path = "molecule/fuzz.rs"]
+mod fuzz;
 
 mod identity {
     use countersign_model::{Platform, Request};

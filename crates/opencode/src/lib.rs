@@ -39,7 +39,9 @@
 //! made anew in that gap has a new id, and the reply to the old id
 //! answers 404.
 
-mod present;
+/// Public so the property tests can reach the permission parser; the
+/// connector is the only caller in the product.
+pub mod present;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -325,15 +327,17 @@ impl Connector for OpenCode {
             return Err(status_error(status, &headers, http::excerpt(&body)));
         }
         let me = self.clone();
-        let stream = resp.bytes_stream().eventsource().flat_map(move |item| {
-            let out: Vec<Result<Update, ConnectorError>> = match item {
-                Ok(ev) => me.frame(&ev.data).into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(ConnectorError::Unavailable(format!(
-                    "event stream: {e}"
-                )))],
-            };
-            futures::stream::iter(out)
-        });
+        let stream = countersign_connector::http::without_bom(resp.bytes_stream())
+            .eventsource()
+            .flat_map(move |item| {
+                let out: Vec<Result<Update, ConnectorError>> = match item {
+                    Ok(ev) => me.frame(&ev.data).into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(ConnectorError::Unavailable(format!(
+                        "event stream: {e}"
+                    )))],
+                };
+                futures::stream::iter(out)
+            });
         Ok(Some(Box::pin(stream)))
     }
 

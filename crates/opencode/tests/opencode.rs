@@ -430,3 +430,6 @@ async fn the_remote_id_is_the_permission_id_of_the_ask_whatever_the_instance() {
         "the remote id is the listed request's own `id`"
     );
 }
+
+#[path = "opencode/fuzz.rs"]
+mod fuzz;

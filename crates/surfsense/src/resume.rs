@@ -60,7 +60,7 @@ struct Streamed {
 async fn read_stream(resp: reqwest::Response) -> Streamed {
     use eventsource_stream::Eventsource;
     let mut out = Streamed::default();
-    let mut events = resp.bytes_stream().eventsource();
+    let mut events = countersign_connector::http::without_bom(resp.bytes_stream()).eventsource();
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(e) => e,

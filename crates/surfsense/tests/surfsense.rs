@@ -732,3 +732,6 @@ async fn the_probe_tells_whether_surfsense_answers() {
     c.probe().await.expect("back, with the same session");
     assert_eq!(fake.logins(), 1);
 }
+
+#[path = "surfsense/fuzz.rs"]
+mod fuzz;
