@@ -16,6 +16,7 @@ fn main() {
             "retry_account",
             "prefs",
             "set_prefs",
+            "snooze",
             "status",
         ]),
     ))

@@ -11,7 +11,7 @@ use countersign_inbox::{
 use countersign_model::{
     Activity, Delivery, Kind, Outcome, Platform, Secret, SecretStoreKind, Status,
 };
-use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
+use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery, Snoozed};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct PendingFilter {
     pub agent: Option<String>,
     pub kind: Option<Kind>,
     pub search: Option<String>,
+    /// List the snoozed requests instead of the inbox.
+    pub snoozed: bool,
 }
 
 /// History filters and where the page starts; unset fields do not filter.
@@ -164,6 +166,11 @@ pub async fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Ve
         kind: filter.kind,
         search: filter.search,
         limit: None,
+        snoozed: if filter.snoozed {
+            Snoozed::AsleepAt(state.inbox.clock().now())
+        } else {
+            Snoozed::AwakeAt(state.inbox.clock().now())
+        },
     };
     off_main(&state, move |inbox| inbox.pending_rows(&q)).await
 }
@@ -218,6 +225,21 @@ pub async fn decide(
     );
     crate::events::refresh(&app, &state);
     Ok(results)
+}
+
+/// Takes a pending request out of the inbox until `until` (earlier if
+/// its deadline is near); returns when it comes back.
+#[tauri::command]
+pub fn snooze(
+    app: AppHandle,
+    state: AppStateRef<'_>,
+    id: i64,
+    until: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    let back = state.inbox.snooze(id, until)?;
+    state.notifier.close(vec![id]);
+    crate::events::refresh(&app, &state);
+    Ok(back)
 }
 
 /// A press on a notification's Approve or Deny: decided exactly as from

@@ -123,6 +123,7 @@ pub fn spawn(app: AppHandle, state: Arc<AppState>) {
                         emit(&app, &state, Changes { prefs: true, ..Default::default() });
                     }
                     release_held(&state);
+                    wake_snoozed(&app, &state);
                 }
             }
         }
@@ -158,6 +159,27 @@ fn notify_now(state: &AppState, batch: &mut Batch) {
         .partition(|r| prefs.notify_request_at(now, local, r.deadline));
     state.hold(held.into_iter().map(|r| r.id));
     state.notifier.requests(show, prefs.notify_actions);
+}
+
+/// Snoozed requests whose time came are back in the inbox and notified
+/// again, as if new.
+fn wake_snoozed(app: &AppHandle, state: &AppState) {
+    let woken = match state.inbox.store().wake_due(state.inbox.clock().now()) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("could not wake snoozed requests: {e}");
+            return;
+        }
+    };
+    if woken.is_empty() {
+        return;
+    }
+    let mut batch = Batch {
+        added: woken,
+        ..Default::default()
+    };
+    notify_now(state, &mut batch);
+    refresh(app, state);
 }
 
 /// Once quiet hours are over, one notification for what arrived in them
@@ -204,7 +226,12 @@ pub fn refresh(app: &AppHandle, state: &AppState) {
 
 fn emit(app: &AppHandle, state: &AppState, mut changes: Changes) {
     changes.pending = state.inbox.store().pending_count().unwrap_or_default();
-    crate::tray::set_count(app, state, changes.pending);
+    let snoozed = state
+        .inbox
+        .store()
+        .snoozed_count(state.inbox.clock().now())
+        .unwrap_or_default();
+    crate::tray::set_count(app, state, changes.pending, snoozed);
     if let Err(e) = app.emit(CHANGED, changes) {
         tracing::warn!("could not notify the UI: {e}");
     }

@@ -97,6 +97,7 @@ pub fn run() {
             commands::remove_account,
             commands::retry_account,
             commands::prefs,
+            commands::snooze,
             commands::set_prefs,
             commands::status,
         ])

@@ -55,12 +55,16 @@ pub fn build(app: &App, state: &Arc<AppState>) -> tauri::Result<()> {
 }
 
 /// Shows the pending count on the tray (tooltip and label).
-pub fn set_count(app: &AppHandle, state: &AppState, pending: i64) {
-    let text = match pending {
+/// `snoozed` of them are out of the inbox list for now.
+pub fn set_count(app: &AppHandle, state: &AppState, pending: i64, snoozed: i64) {
+    let mut text = match pending {
         0 => "Countersign — nothing pending".to_owned(),
         1 => "Countersign — 1 pending request".to_owned(),
         n => format!("Countersign — {n} pending requests"),
     };
+    if snoozed > 0 {
+        text.push_str(&format!(" ({snoozed} snoozed)"));
+    }
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let _ = tray.set_tooltip(Some(&text));
         let _ = tray.set_title(Some(if pending == 0 {

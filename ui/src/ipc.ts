@@ -29,6 +29,7 @@ interface Commands {
   retry_account: { args: { id: number }; result: boolean };
   prefs: { args: Record<string, never>; result: NotificationPrefs };
   set_prefs: { args: { prefs: NotificationPrefs }; result: NotificationPrefs };
+  snooze: { args: { id: number; until: string }; result: string };
   status: { args: Record<string, never>; result: AppStatus };
 }
 

@@ -164,6 +164,10 @@ function renderInbox(): void {
       select("platform", "platform", app.pending.map((r) => r.platform)),
       select("kind", "kind", app.pending.map((r) => r.kind)),
       select("agent", "agent", app.pending.flatMap((r) => (r.agent ? [r.agent] : []))),
+      h("label", { class: "toggle inline", title: "Requests you snoozed, until they come back" },
+        h("input", { type: "checkbox", checked: app.filter.snoozed, "data-testid": "filter-snoozed",
+          onchange: (e) => { app.filter.snoozed = (e.target as HTMLInputElement).checked; app.cursor = 0; void loadPending(); } }),
+        "Snoozed"),
       bulk),
     h("div", { class: "split" },
       h("div", { class: "list", id: "list", "data-testid": "inbox-list", tabindex: "-1" }),
@@ -200,7 +204,37 @@ function requestRow(r: RequestRow | undefined, i: number): HTMLElement {
       r.read_only ? h("span", { class: "badge muted", title: r.read_only }, "read only") : null)),
   h("div", { class: "row-time" },
     h("span", { class: "age", title: when(r.created_at), "data-created": r.created_at }, age(r.created_at)),
-    r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null));
+    r.deadline ? h("span", { class: `countdown${urgent(r.deadline) ? " urgent" : ""}`, "data-deadline": r.deadline }, countdown(r.deadline)) : null,
+    r.snoozed_until && app.filter.snoozed
+      ? h("span", { class: "badge muted", "data-testid": "snoozed-until", title: when(r.snoozed_until) }, `back ${short(r.snoozed_until)}`)
+      : null));
+}
+
+/** When "tomorrow" means: 9:00 local time the next day. */
+function tomorrowMorning(): Date {
+  const d = new Date();
+  d.setDate(d.getDate() + 1);
+  d.setHours(9, 0, 0, 0);
+  return d;
+}
+
+/** Snoozes the ticked requests, or the current one, until `until`. */
+async function snoozeSelected(until: Date, label: string): Promise<void> {
+  const rows = visiblePending();
+  const ids = app.checked.size ? [...app.checked] : rows[app.cursor] ? [rows[app.cursor]!.id] : [];
+  if (!ids.length) return;
+  let done = 0;
+  for (const id of ids) {
+    try {
+      await call("snooze", { id, until: until.toISOString() });
+      done++;
+      app.checked.delete(id);
+    } catch (e) {
+      toast(errorText(e), "error");
+    }
+  }
+  if (done) toast(`Snoozed ${done === 1 ? "" : `${done} requests `}${label}`);
+  await reload({ requests: true });
 }
 
 function toggleCheck(id: number): void {
@@ -284,6 +318,14 @@ function paintDetail(): void {
   const siblings = key ? app.pending.filter((r) => r.account === d.account && r.group_key === key).map((r) => r.id) : [];
   const whole = siblings.length > 1 ? (input: DecideInput) => void decide(siblings, input) : undefined;
   pane.replaceChildren(renderDetail(d, app.sending.has(d.id), (input) => void decide([d.id], input), whole));
+  const actions = pane.querySelector(".actions .buttons");
+  if (d.status === "pending" && actions && !app.filter.snoozed) {
+    actions.append(
+      h("button", { type: "button", class: "link", "data-testid": "snooze-hour", title: "s",
+        onclick: () => void snoozeSelected(new Date(Date.now() + 3600_000), "for an hour") }, "Snooze 1 h", h("kbd", {}, "s")),
+      h("button", { type: "button", class: "link", "data-testid": "snooze-tomorrow",
+        onclick: () => void snoozeSelected(tomorrowMorning(), "until tomorrow 9:00") }, "Until tomorrow"));
+  }
   const comment = document.getElementById("comment") as HTMLTextAreaElement | null;
   if (comment && text) comment.value = text;
   if (comment && focused) comment.focus();
@@ -588,7 +630,7 @@ function paintActivity(): void {
 // ---------- loading ----------
 
 async function loadPending(): Promise<void> {
-  const fresh = await call("pending", { filter: { search: app.filter.search || undefined } });
+  const fresh = await call("pending", { filter: { search: app.filter.search || undefined, snoozed: app.filter.snoozed } });
   // Read the selection after the wait: the user may have moved meanwhile.
   const keep = visiblePending()[app.cursor]?.id;
   app.pending = fresh;
@@ -637,7 +679,7 @@ function showShortcuts(): void {
     h("h2", {}, "Keyboard shortcuts"),
     h("table", {},
       row("j / k", "next / previous"), row("a", "approve (the selected ones, or this one)"), row("d", "deny"),
-      row("c", "comment"), row("Ctrl+Enter", "approve with the comment"), row("x", "select for a bulk decision"),
+      row("c", "comment"), row("Ctrl+Enter", "approve with the comment"), row("x", "select for a bulk decision"), row("s", "snooze for an hour"),
       row("/", "search"), row("g i", "inbox"), row("g a", "activity"), row("g h", "history"), row("g s", "accounts"),
       row("Esc", "leave a field or close this"), row("?", "this list")),
     h("button", { type: "button", onclick: hideOverlay }, "Close")));
@@ -691,6 +733,7 @@ document.addEventListener("keydown", (e) => {
     case "k": case "ArrowUp": e.preventDefault(); move(-1); break;
     case "a": if (app.view === "inbox") void decideSelected("approve"); break;
     case "d": if (app.view === "inbox") void decideSelected("deny"); break;
+    case "s": if (app.view === "inbox" && !app.filter.snoozed) void snoozeSelected(new Date(Date.now() + 3600_000), "for an hour"); break;
     case "x": {
       const r = visiblePending()[app.cursor];
       if (app.view === "inbox" && r) toggleCheck(r.id);
@@ -740,7 +783,7 @@ on("open-request", (id) => {
 async function start(): Promise<void> {
   // Everything the first screen needs is asked for at once; the inbox
   // list (the longest) is not held up by the rest.
-  const pending = call("pending", { filter: {} });
+  const pending = call("pending", { filter: { snoozed: false } });
   try {
     [app.prefs, app.accounts] = await Promise.all([call("prefs", {}), call("accounts", {})]);
   } catch (e) {

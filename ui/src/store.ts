@@ -47,7 +47,7 @@ export const app = {
   /** Requests whose decision is on its way. */
   sending: new Set<number>(),
   detail: null as RequestDetail | null,
-  filter: { search: "", account: "", platform: "", kind: "", agent: "" },
+  filter: { search: "", account: "", platform: "", kind: "", agent: "", snoozed: false },
   /** The history toolbar; `from`/`to` are local dates (YYYY-MM-DD). */
   historyFilter: { search: "", status: "", account: "", platform: "", agent: "", from: "", to: "" },
 };

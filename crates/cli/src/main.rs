@@ -15,7 +15,7 @@ use countersign_inbox::{AccountInput, DecisionInput, Inbox};
 use countersign_model::{
     Delivery, Outcome, Platform, Secret, SecretStoreKind, Status, SystemClock,
 };
-use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery};
+use countersign_store::{HistoryCursor, HistoryQuery, PendingQuery, Snoozed};
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -59,6 +59,17 @@ enum Command {
         /// Full-text filter.
         #[arg(long)]
         search: Option<String>,
+        /// The snoozed requests instead (they are left out otherwise).
+        #[arg(long)]
+        snoozed: bool,
+    },
+    /// Take a pending request out of the inbox until a time: a span (30m,
+    /// 2h), `tomorrow` (9:00 local time), or an RFC 3339 time. A request
+    /// with a deadline comes back 5 minutes before it at the latest.
+    Snooze {
+        id: i64,
+        #[arg(value_name = "WHEN", value_parser = parse_snooze)]
+        until: SnoozeUntil,
     },
     /// Everything about one request.
     Show {
@@ -290,6 +301,40 @@ fn parse_cursor(s: &str) -> Result<HistoryCursor, String> {
         .map_err(|e: countersign_store::BadCursor| e.to_string())
 }
 
+/// When a snooze ends, as typed.
+#[derive(Clone, Copy)]
+enum SnoozeUntil {
+    In(chrono::Duration),
+    At(chrono::DateTime<chrono::Utc>),
+    Tomorrow,
+}
+
+fn parse_snooze(s: &str) -> Result<SnoozeUntil, String> {
+    if s.trim().eq_ignore_ascii_case("tomorrow") {
+        return Ok(SnoozeUntil::Tomorrow);
+    }
+    match when::parse(s) {
+        Ok(When::Ago(d)) => Ok(SnoozeUntil::In(d)),
+        Ok(When::At(t)) => Ok(SnoozeUntil::At(t)),
+        _ => Err(format!(
+            "not a snooze time: `{}` (expected a span like 30m or 2h, tomorrow, or an RFC 3339 time)",
+            s.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+/// 9:00 local time the day after `now`.
+fn tomorrow_morning(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    let day = now.with_timezone(&chrono::Local).date_naive() + chrono::Duration::days(1);
+    let nine = day.and_hms_opt(9, 0, 0).expect("9:00 exists");
+    chrono::Local
+        .from_local_datetime(&nine)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or(now + chrono::Duration::days(1))
+}
+
 /// A failure to report: one line on stderr, then the exit code.
 struct Failure {
     message: String,
@@ -396,14 +441,36 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             json,
             account,
             search,
+            snoozed,
         } => {
+            let now = inbox.clock().now();
             let q = PendingQuery {
                 account,
                 search,
+                snoozed: if snoozed {
+                    Snoozed::AsleepAt(now)
+                } else {
+                    Snoozed::AwakeAt(now)
+                },
                 ..Default::default()
             };
             let list = inbox.pending(&q)?;
             print::requests(&mut out, &list, json, inbox.clock().now())?;
+            Ok(0)
+        }
+        Command::Snooze { id, until } => {
+            let now = inbox.clock().now();
+            let until = match until {
+                SnoozeUntil::In(d) => now + d,
+                SnoozeUntil::At(t) => t,
+                SnoozeUntil::Tomorrow => tomorrow_morning(now),
+            };
+            let back = inbox.snooze(id, until)?;
+            writeln!(
+                out,
+                "snoozed request {id} until {}",
+                back.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")
+            )?;
             Ok(0)
         }
         Command::Show { id, json } => {

@@ -607,3 +607,51 @@ mod clawith {
         );
     }
 }
+
+#[tokio::test]
+async fn a_snoozed_request_leaves_pending_until_its_time_and_a_bad_time_is_refused() {
+    let (dir, fake, ws) = setup().await;
+    fake.create_approval(&ws, "rotate prod db creds", "quarterly");
+    fake.create_approval(&ws, "push tag v2.4.0", "release");
+    assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+    let pending = pending_json(dir.path()).await;
+    let id = pending[0]["id"].to_string();
+
+    let o = run(dir.path(), &["snooze", &id, "2h"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("snoozed request"), "{}", stdout(&o));
+    let after = pending_json(dir.path()).await;
+    assert_eq!(after.len(), 1, "the snoozed request is out of the list");
+    assert_ne!(after[0]["id"].to_string(), id, "the other one stays");
+    let o = run(dir.path(), &["pending", "--json", "--snoozed"]).await;
+    let snoozed: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(snoozed.len(), 1, "--snoozed lists it");
+    assert!(
+        snoozed[0]["snoozed_until"].is_string(),
+        "with when it comes back: {}",
+        snoozed[0]
+    );
+
+    // Molecule's requests expire 10 minutes after they are raised: a
+    // snooze ends 5 minutes before that, not 2 hours later.
+    let until = chrono::DateTime::parse_from_rfc3339(snoozed[0]["snoozed_until"].as_str().unwrap())
+        .unwrap();
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(snoozed[0]["deadline"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        deadline - until,
+        chrono::Duration::minutes(5),
+        "a snooze never runs into the deadline"
+    );
+
+    for bad in ["soon", "5x", "2026-13-01"] {
+        let o = run(dir.path(), &["snooze", &id, bad]).await;
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).trim().lines().count(),
+            1,
+            "one line: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -247,6 +247,20 @@ impl Inbox {
         self.views(self.store.pending(q)?)
     }
 
+    /// Snoozes a pending request until `until` (capped before its
+    /// deadline); returns when it comes back.
+    pub fn snooze(
+        &self,
+        id: i64,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
+        let now = self.clock().now();
+        if until <= now {
+            return Err(InboxError::Invalid("a snooze ends in the future".into()));
+        }
+        Ok(self.store.snooze(id, until, now)?)
+    }
+
     /// [`Inbox::pending`] as list rows: no payloads, long text clipped.
     pub fn pending_rows(&self, q: &PendingQuery) -> Result<Vec<RequestRow>> {
         Ok(self

@@ -47,6 +47,8 @@ pub struct RequestView {
     pub decided_at: Option<DateTime<Utc>>,
     /// When it left `pending`: the time history is ordered by.
     pub ended_at: Option<DateTime<Utc>>,
+    /// Out of the inbox until then.
+    pub snoozed_until: Option<DateTime<Utc>>,
     pub comment: Option<String>,
     pub arguments: Value,
     /// Progress, proposal flag, read-only reason, answer schema, facts.
@@ -85,6 +87,7 @@ impl RequestView {
             decided_by: r.decided_by.clone(),
             decided_at: r.decided_at,
             ended_at: r.ended_at,
+            snoozed_until: r.snoozed_until,
             comment: r.comment.clone(),
             arguments: r.arguments.clone(),
             delivery: latest.map(|d| d.delivery),
@@ -123,6 +126,8 @@ pub struct RequestRow {
     pub deadline: Option<DateTime<Utc>>,
     /// When it left `pending`: the time history is ordered by.
     pub ended_at: Option<DateTime<Utc>>,
+    /// Out of the inbox until then.
+    pub snoozed_until: Option<DateTime<Utc>>,
     pub decided_by: Option<String>,
     pub comment: Option<String>,
     pub progress: Option<Progress>,
@@ -153,6 +158,7 @@ impl From<RequestView> for RequestRow {
             created_at: v.created_at,
             deadline: v.deadline,
             ended_at: v.ended_at,
+            snoozed_until: v.snoozed_until,
             decided_by: v.decided_by.map(clip),
             comment: v.comment.map(clip),
             progress: x.progress,

@@ -229,6 +229,9 @@ pub struct Request {
     /// cancelled): the time history is ordered by. `None` while pending.
     #[serde(default)]
     pub ended_at: Option<DateTime<Utc>>,
+    /// Out of the inbox list until then (snoozed by the reviewer).
+    #[serde(default)]
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
 impl Request {
@@ -269,6 +272,7 @@ impl Request {
             first_seen_at: o.created_at,
             updated_at: o.created_at,
             ended_at: None,
+            snoozed_until: None,
         }
     }
 

@@ -189,6 +189,10 @@ END;
 /// whose holder died is taken over at once instead of when it runs out.
 const V7_LEASE_OWNER: &str = "ALTER TABLE decisions ADD COLUMN lease_owner TEXT;";
 
+/// A pending request can be snoozed: out of the inbox list until then.
+const V8_SNOOZE: &str = "ALTER TABLE requests ADD COLUMN snoozed_until TEXT;
+CREATE INDEX requests_snoozed ON requests(snoozed_until) WHERE snoozed_until IS NOT NULL;";
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -199,5 +203,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V5_DECISION_NOTE_AND_ASK_IDENTITY),
         M::up(V6_HISTORY_ORDER),
         M::up(V7_LEASE_OWNER),
+        M::up(V8_SNOOZE),
     ])
 }

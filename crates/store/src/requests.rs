@@ -11,14 +11,14 @@ use rusqlite::{params, OptionalExtension, Row};
 pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
     r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at,
-    r.ended_at";
+    r.ended_at, r.snoozed_until";
 
 /// [`REQUEST_COLUMNS`] without the two payloads (`arguments`, `raw`), which
 /// only a request's detail shows: a list of 10,000 costs what a list shows.
 pub(crate) const LIST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, NULL AS arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
     r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, NULL AS raw, r.first_seen_at, r.updated_at,
-    r.ended_at";
+    r.ended_at, r.snoozed_until";
 
 pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
@@ -55,6 +55,7 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
         first_seen_at: row.get("first_seen_at")?,
         updated_at: row.get("updated_at")?,
         ended_at: row.get("ended_at")?,
+        snoozed_until: row.get("snoozed_until")?,
     })
 }
 
@@ -77,6 +78,20 @@ pub struct PendingQuery {
     pub kind: Option<Kind>,
     pub search: Option<String>,
     pub limit: Option<u32>,
+    /// Snoozed requests: all listed (the default), or only those awake, or
+    /// only those still asleep, at a time.
+    pub snoozed: Snoozed,
+}
+
+/// Which pending requests a list holds, by snooze.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Snoozed {
+    #[default]
+    Any,
+    /// Not snoozed past this time: what the inbox shows.
+    AwakeAt(DateTime<Utc>),
+    /// Snoozed past this time.
+    AsleepAt(DateTime<Utc>),
 }
 
 /// Accumulates WHERE clauses and their parameters.
@@ -245,6 +260,11 @@ impl Store {
         f.common(&q.account, q.platform, &q.agent, &q.search);
         if let Some(kind) = q.kind {
             f.push("r.kind = ?", kind.as_str());
+        }
+        match q.snoozed {
+            Snoozed::Any => {}
+            Snoozed::AwakeAt(t) => f.push("(r.snoozed_until IS NULL OR r.snoozed_until <= ?)", t),
+            Snoozed::AsleepAt(t) => f.push("r.snoozed_until > ?", t),
         }
         self.select_requests(
             columns,

@@ -784,3 +784,99 @@ mod search_fuzz {
         }
     }
 }
+
+mod snooze {
+    use super::*;
+    use countersign_store::{PendingQuery, Snoozed};
+
+    fn listed(store: &Store, at: DateTime<Utc>) -> usize {
+        store
+            .pending(&PendingQuery {
+                snoozed: Snoozed::AwakeAt(at),
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
+    }
+
+    #[test]
+    fn a_snoozed_request_leaves_the_list_and_comes_back_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("countersign.sqlite3");
+        let store = Store::open(&path).unwrap();
+        let acc = account(&store, "prod");
+        let r = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let until = store.snooze(r.id, t0() + Duration::hours(1), t0()).unwrap();
+        assert_eq!(until, t0() + Duration::hours(1));
+        assert_eq!(listed(&store, t0()), 0, "snoozed: out of the inbox list");
+        assert_eq!(
+            store.snoozed_count(t0()).unwrap(),
+            1,
+            "the tray can say one is snoozed"
+        );
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            listed(&store, t0() + Duration::minutes(30)),
+            0,
+            "a restart keeps the snooze"
+        );
+        assert!(
+            store
+                .wake_due(t0() + Duration::minutes(59))
+                .unwrap()
+                .is_empty(),
+            "not before its time"
+        );
+        let woken = store.wake_due(t0() + Duration::hours(1)).unwrap();
+        assert_eq!(
+            woken.len(),
+            1,
+            "its time come, it wakes (to be notified again)"
+        );
+        assert!(
+            store
+                .wake_due(t0() + Duration::hours(2))
+                .unwrap()
+                .is_empty(),
+            "and wakes once"
+        );
+        assert_eq!(
+            listed(&store, t0() + Duration::hours(1)),
+            1,
+            "back in the inbox"
+        );
+    }
+
+    #[test]
+    fn a_snooze_ends_before_the_deadline_and_a_due_request_cannot_sleep() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let mut o = observed("a", "x", json!({}));
+        o.deadline = Some(t0() + Duration::minutes(30));
+        let r = store.upsert_request(acc, &o, t0()).unwrap().request;
+        let until = store.snooze(r.id, t0() + Duration::hours(3), t0()).unwrap();
+        assert_eq!(
+            until,
+            t0() + Duration::minutes(25),
+            "it comes back five minutes before its deadline, not after it expired"
+        );
+        let late = store.snooze(
+            r.id,
+            t0() + Duration::hours(1),
+            t0() + Duration::minutes(27),
+        );
+        assert!(
+            late.is_err(),
+            "three minutes before the deadline there is nothing to snooze into"
+        );
+        decide(&store, r.id, Outcome::Approve);
+        assert!(
+            store.snooze(r.id, t0() + Duration::hours(1), t0()).is_err(),
+            "a decided request cannot be snoozed"
+        );
+    }
+}

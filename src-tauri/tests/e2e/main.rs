@@ -1446,3 +1446,64 @@ async fn quiet_hours_hold_notifications_then_one_summary_and_urgent_ones_break_t
     );
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snoozed_request_leaves_the_inbox_then_comes_back_and_notifies_again() {
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    let url = fake.url();
+    let app = Desktop::launch_with(|dir| seed_account(dir, &url), false).await;
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    app.until(
+        "prod is connected",
+        "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
+        PATIENT,
+    )
+    .await;
+    fake.create_approval(&ws, "push tag v2.4.0", "release");
+    app.count("the request shows", "request-row", 1).await;
+    let notified = |title: &str| {
+        server
+            .shown()
+            .iter()
+            .filter(|n| n.summary.contains(title))
+            .count()
+    };
+    app.until("the detail", DETAIL_FOLLOWS, PATIENT).await;
+    assert_eq!(notified("push tag v2.4.0"), 1, "notified once on arrival");
+
+    // `s` snoozes it for an hour: out of the inbox, counted in the tray.
+    app.keys("s").await;
+    app.count("it leaves the inbox", "request-row", 0).await;
+    app.until(
+        "the tray counts it as snoozed",
+        "window.__TAURI__.core.invoke('status').then(s => s.tray.includes('(1 snoozed)'))",
+        PATIENT,
+    )
+    .await;
+    app.click("[data-testid=filter-snoozed]").await;
+    app.count("the Snoozed filter lists it", "request-row", 1)
+        .await;
+    app.click("[data-testid=filter-snoozed]").await;
+
+    // Snoozed again, for two seconds (from the CLI): it comes back by
+    // itself and is notified again.
+    let id = app
+        .js("return window.__TAURI__.core.invoke('pending', {filter: {snoozed: true}}).then(p => p[0].id)")
+        .await;
+    cli(app.data.path(), &["snooze", &id.to_string(), "2s"]);
+    app.count("it is back in the inbox", "request-row", 1).await;
+    let back = Instant::now();
+    while notified("push tag v2.4.0") < 2 && back.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        notified("push tag v2.4.0"),
+        2,
+        "a request back from a snooze is notified again: {:?}",
+        server.shown()
+    );
+    app.close().await;
+}

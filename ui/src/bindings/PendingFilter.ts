@@ -5,4 +5,8 @@ import type { Platform } from "./Platform";
 /**
  * Inbox filters; unset fields do not filter.
  */
-export type PendingFilter = { account?: string, platform?: Platform, agent?: string, kind?: Kind, search?: string, };
+export type PendingFilter = { account?: string, platform?: Platform, agent?: string, kind?: Kind, search?: string, 
+/**
+ * List the snoozed requests instead of the inbox.
+ */
+snoozed: boolean, };

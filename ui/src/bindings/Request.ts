@@ -22,4 +22,8 @@ outcome: string | null, decided_by: string | null, decided_at: string | null, co
  * When it left `pending` (decided, expired, resolved elsewhere,
  * cancelled): the time history is ordered by. `None` while pending.
  */
-ended_at: string | null, };
+ended_at: string | null, 
+/**
+ * Out of the inbox list until then (snoozed by the reviewer).
+ */
+snoozed_until: string | null, };

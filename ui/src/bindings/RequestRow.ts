@@ -20,7 +20,11 @@ label: string | null, title: string, action: string, agent: string | null, statu
 /**
  * When it left `pending`: the time history is ordered by.
  */
-ended_at: string | null, decided_by: string | null, comment: string | null, progress: Progress | null, proposal: boolean, read_only: string | null, 
+ended_at: string | null, 
+/**
+ * Out of the inbox until then.
+ */
+snoozed_until: string | null, decided_by: string | null, comment: string | null, progress: Progress | null, proposal: boolean, read_only: string | null, 
 /**
  * The group it is answered with, if any (see `RequestExtra::group`).
  */

@@ -18,7 +18,11 @@ outcome: string | null, created_at: string, deadline: string | null, allowed_dec
 /**
  * When it left `pending`: the time history is ordered by.
  */
-ended_at: string | null, comment: string | null, arguments: JsonValue, 
+ended_at: string | null, 
+/**
+ * Out of the inbox until then.
+ */
+snoozed_until: string | null, comment: string | null, arguments: JsonValue, 
 /**
  * Progress, proposal flag, read-only reason, answer schema, facts.
  */
