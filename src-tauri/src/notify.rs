@@ -103,11 +103,10 @@ impl Notifier {
     }
 }
 
+/// `s` on one line, hidden characters shown as markers, at most `max`.
 fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat = s.replace(['\n', '\r', '\t'], " ");
+    let flat = countersign_model::text::reveal(&flat);
     let flat = flat.trim();
     if flat.chars().count() <= max {
         return flat.to_owned();
@@ -285,6 +284,8 @@ fn decidable_from_notification(r: &Request) -> bool {
         && r.extra.read_only.is_none()
         && !r.extra.proposal
         && r.extra.group.is_none()
+        // Hidden characters: open it and read it first.
+        && r.hidden.is_none()
 }
 
 fn show_requests(bus: &mut Bus, requests: &[Request], with_actions: bool) {
@@ -292,11 +293,17 @@ fn show_requests(bus: &mut Bus, requests: &[Request], with_actions: bool) {
         return;
     }
     let (summary, body) = if let [r] = requests {
+        let warning = if r.hidden.is_some() {
+            "\n⚠ Its text hides characters: open it before deciding."
+        } else {
+            ""
+        };
         (
             headline(r),
             format!(
-                "Waiting for your decision on {} ({})",
-                r.account, r.platform
+                "Waiting for your decision on {} ({}){warning}",
+                one_line(&r.account, 60),
+                r.platform
             ),
         )
     } else {
@@ -601,6 +608,17 @@ mod tests {
         assert!(
             !decidable_from_notification(&request(vec![Approve])),
             "nor one without both a plain approve and deny"
+        );
+        let mut hiding = request(vec![Approve, Deny]);
+        hiding.hidden = Some("hidden characters: ⟨U+202E⟩".into());
+        assert!(
+            !decidable_from_notification(&hiding),
+            "nor one whose text hides characters: it must be opened and read first"
+        );
+        assert_eq!(
+            one_line("push \u{202E}gat", 120),
+            "push ⟨U+202E⟩gat",
+            "a notification shows the override, never obeys it"
         );
     }
 

@@ -1,6 +1,7 @@
 // The detail pane: everything the platform sent about one request, and the
 // decisions this platform allows for it.
 
+import { agentText, revealed } from "./text";
 import { h } from "./dom";
 import { age, countdown, when, words } from "./format";
 import { raw, tree } from "./json";
@@ -17,7 +18,8 @@ export interface DecideInput {
 
 function field(label: string, value: Node | string | null | undefined): HTMLElement | null {
   if (value === null || value === undefined || value === "") return null;
-  return h("div", { class: "field" }, h("span", { class: "label" }, label), h("span", { class: "value" }, value));
+  return h("div", { class: "field" }, h("span", { class: "label" }, label),
+    h("span", { class: "value" }, typeof value === "string" ? agentText(value) : value));
 }
 
 function badge(text: string, kind: string): HTMLElement {
@@ -157,12 +159,16 @@ export function renderDetail(
     "article",
     { class: "detail-body", "data-testid": "detail" },
     h("header", {},
-      h("h2", { "data-testid": "detail-title" }, d.title || d.action || "(untitled request)"),
+      h("h2", { "data-testid": "detail-title" }, agentText(d.title || d.action || "(untitled request)")),
       h("div", { class: "sub" },
         badge(d.status, pending ? "warn" : d.status === "approved" ? "good" : d.status === "denied" ? "bad" : "muted"),
-        h("span", {}, `${d.agent ?? "unknown agent"} · ${d.account} (${d.platform})`),
+        h("span", {}, agentText(d.agent ?? "unknown agent"), ` · ${d.account} (${d.platform})`),
         d.deadline && pending ? h("span", { class: "countdown", "data-deadline": d.deadline }, countdown(d.deadline)) : null)),
-    d.description ? h("section", { class: "reason" }, h("h3", {}, "Reason"), h("p", { "data-testid": "detail-reason" }, d.description)) : null,
+    d.hidden ? h("section", { class: "hidden-warning", role: "alert", "data-testid": "hidden-warning" },
+      h("strong", {}, "This request's text hides something. "),
+      "What is shown below marks each hidden character as ⟨U+…⟩; read it as marked before deciding. ",
+      h("span", { class: "muted" }, ...revealed(d.hidden))) : null,
+    d.description ? h("section", { class: "reason" }, h("h3", {}, "Reason"), h("p", { "data-testid": "detail-reason" }, agentText(d.description, true))) : null,
     x.progress ? h("section", { class: "progress", "data-testid": "progress" },
       h("strong", {}, `${x.progress.approvals} of ${x.progress.required} approvals`),
       x.progress.approvers.length ? h("span", { class: "muted" }, ` · ${x.progress.approvers.join(", ")}`) : null,

@@ -14,7 +14,7 @@ import type { Outcome } from "./bindings/Outcome";
 import type { HistoryFilter } from "./bindings/HistoryFilter";
 import type { Platform } from "./bindings/Platform";
 import type { RequestRow } from "./bindings/RequestRow";
-import { revealed, searchWords } from "./text";
+import { agentText, revealed, searchWords } from "./text";
 
 const ROW_HEIGHT = 58;
 const main = byId<HTMLElement>("main");
@@ -192,12 +192,14 @@ function requestRow(r: RequestRow | undefined, i: number): HTMLElement {
   h("input", { type: "checkbox", checked, "aria-label": "Select for a bulk decision", title: "x",
     onchange: () => { toggleCheck(r.id); } }),
   h("div", { class: "row-main" },
-    h("div", { class: "row-title", "data-testid": "row-title" }, r.title || r.action),
+    h("div", { class: "row-title", "data-testid": "row-title" },
+      r.hidden ? h("span", { class: "badge bad", title: r.hidden, "data-testid": "hidden-badge" }, "hidden characters") : null,
+      agentText(r.title || r.action)),
     h("div", { class: "row-sub" },
       h("span", { class: `platform p-${r.platform}` }, r.platform),
-      h("span", {}, r.account),
+      h("span", {}, agentText(r.account)),
       r.group_note ? h("span", { class: "badge warn", title: r.group_note, "data-testid": "group-badge" }, groupBadge(r.group_note)) : null,
-      h("span", { class: "agent" }, r.agent ?? ""),
+      h("span", { class: "agent" }, agentText(r.agent ?? "")),
       (r.label ?? r.kind) !== "approval" ? h("span", { class: "badge muted" }, words(r.label ?? r.kind)) : null,
       r.progress ? h("span", { class: "badge warn" }, `${r.progress.approvals}/${r.progress.required} approved`) : null,
       r.proposal ? h("span", { class: "badge muted", title: "Nobody waits on this; answering executes nothing" }, "proposal") : null,
@@ -475,7 +477,9 @@ function historyRow(r: RequestRow | undefined, i: number): HTMLElement {
     onclick: () => { app.cursor = i; paintHistory(true); } },
   h("span", { class: `badge ${r.status === "approved" ? "good" : r.status === "denied" ? "bad" : "muted"}` }, words(r.status)),
   h("div", { class: "row-main" },
-    h("div", { class: "row-title", "data-testid": "history-title" }, ...revealed(r.title || r.action, app.history.words)),
+    h("div", { class: "row-title", "data-testid": "history-title" },
+      r.hidden ? h("span", { class: "badge bad", title: r.hidden, "data-testid": "hidden-badge" }, "hidden characters") : null,
+      h("span", { class: "agent-text" }, ...revealed(r.title || r.action, app.history.words))),
     h("div", { class: "row-sub" },
       h("span", { class: `platform p-${r.platform}` }, r.platform), h("span", {}, r.account), h("span", { class: "agent" }, r.agent ?? ""),
       r.decided_by ? h("span", {}, `by ${r.decided_by}${r.outcome ? ` (${r.outcome})` : ""}`) : null,

@@ -36,10 +36,28 @@ function marked(s: string, words: string[]): Node[] {
 
 /** Untrusted text, hidden characters revealed, `words` marked. */
 export function revealed(s: string, words: string[] = []): Node[] {
+  return reveal(s, words, false);
+}
+
+/** {@link revealed} for multi-line text: line breaks and tabs stay. */
+export function revealedLines(s: string): Node[] {
+  return reveal(s, [], true);
+}
+
+/**
+ * Untrusted text in its own bidi-isolated span, hidden characters
+ * revealed: it can neither reorder its neighbours nor itself.
+ */
+export function agentText(s: string, lines = false): HTMLElement {
+  return h("span", { class: "agent-text" }, ...reveal(s, [], lines));
+}
+
+function reveal(s: string, words: string[], keepLines: boolean): Node[] {
   const out: Node[] = [];
   let at = 0;
   for (const m of s.matchAll(HIDDEN)) {
     const start = m.index ?? 0;
+    if (keepLines && (m[0] === "\n" || m[0] === "\t")) continue;
     if (start > at) out.push(...marked(s.slice(at, start), words));
     const code = (m[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
     out.push(h("span", { class: "hidden-char", title: "An invisible or direction-changing character the agent sent" }, `⟨U+${code}⟩`));

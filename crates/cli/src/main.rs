@@ -497,6 +497,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             thread,
         } => {
             let input = decision_input(&inbox, id, decision, comment, value, args, text)?;
+            if let Some(w) = inbox.store().request(id).ok().and_then(|r| r.hidden) {
+                writeln!(out, "warning: request {id}'s text hides something: {w}")?;
+            }
             if thread {
                 let request = inbox.detail(id)?.request;
                 let decisions = inbox.decide_group(id, input.outcome, input.comment).await?;

@@ -1,6 +1,9 @@
-//! Terminal and JSON output. Agent-written text is untrusted: control
-//! characters are escaped so a request cannot rewrite the reviewer's
-//! terminal.
+//! Terminal and JSON output. Agent-written text is untrusted: control,
+//! bidi and invisible characters are shown as `⟨U+…⟩` markers
+//! (`countersign_model::text`) so a request can neither rewrite the
+//! reviewer's terminal nor read as something else; a request that hides
+//! any carries a `[hidden]` mark and a warning line. JSON output keeps the
+//! exact text.
 
 use chrono::{DateTime, Utc};
 use countersign_inbox::{AccountView, RequestDetail, RequestView, SyncEvent};
@@ -8,17 +11,9 @@ use countersign_model::Activity;
 use serde::Serialize;
 use std::io::{self, Write};
 
-/// Escapes control characters (ESC, BEL, CR…) as `\u{…}`.
+/// Shows control, bidi and invisible characters as `⟨U+…⟩` markers.
 pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    countersign_model::text::reveal(s).into_owned()
 }
 
 /// One line, at most `max` characters.
@@ -138,6 +133,11 @@ fn request_row(out: &mut impl Write, r: &RequestView, now: DateTime<Utc>) -> io:
         }
         s
     };
+    let state = if r.hidden.is_some() {
+        format!("{state} [hidden]")
+    } else {
+        state
+    };
     writeln!(
         out,
         "{:>6}  {:<12} {:<20} {:<36} {:>5}  {}",
@@ -173,6 +173,12 @@ pub fn detail(out: &mut impl Write, d: &RequestDetail, as_json: bool) -> io::Res
         clean(&r.account),
         r.platform
     )?;
+    if let Some(w) = &r.hidden {
+        writeln!(
+            out,
+            "  WARNING:    this request's text hides something: {w}"
+        )?;
+    }
     writeln!(out, "  title:      {}", clean(&r.title))?;
     writeln!(out, "  action:     {}", clean(&r.action))?;
     writeln!(out, "  agent:      {}", opt(&r.agent))?;

@@ -655,3 +655,48 @@ async fn a_snoozed_request_leaves_pending_until_its_time_and_a_bad_time_is_refus
         );
     }
 }
+
+#[tokio::test]
+async fn hidden_characters_are_shown_as_markers_with_a_warning_and_json_stays_exact() {
+    let (dir, fake, ws) = setup().await;
+    // Reads as "deploy docs.txt" with the override obeyed.
+    let action = "deploy \u{202E}txt.exe\u{200B}";
+    fake.create_approval(&ws, action, "from pаypal"); // Cyrillic а
+    assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+
+    let o = run(dir.path(), &["pending"]).await;
+    let text = stdout(&o);
+    assert!(
+        text.contains("deploy ⟨U+202E⟩txt.exe⟨U+200B⟩"),
+        "the override is shown, never obeyed: {text}"
+    );
+    assert!(
+        !text.contains('\u{202E}'),
+        "no live bidi control reaches the terminal"
+    );
+    assert!(text.contains("[hidden]"), "the row is marked: {text}");
+
+    let json = pending_json(dir.path()).await;
+    assert_eq!(
+        json[0]["action"], action,
+        "JSON keeps the exact text for scripts"
+    );
+    let id = json[0]["id"].to_string();
+    let shown = stdout(&run(dir.path(), &["show", &id]).await);
+    assert!(
+        shown.contains("WARNING:") && shown.contains("⟨U+202E⟩ (changes text direction)"),
+        "show says what is hidden: {shown}"
+    );
+    assert!(
+        shown.contains("pаypal"),
+        "and names the mixed-script word: {shown}"
+    );
+
+    let o = run(dir.path(), &["decide", &id, "deny"]).await;
+    assert!(o.status.success(), "deciding still works: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains("warning: request"),
+        "decide repeats the warning: {}",
+        stdout(&o)
+    );
+}

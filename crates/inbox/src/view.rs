@@ -49,6 +49,8 @@ pub struct RequestView {
     pub ended_at: Option<DateTime<Utc>>,
     /// Out of the inbox until then.
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// What its text hides, as a warning line (see `countersign_model::text`).
+    pub hidden: Option<String>,
     pub comment: Option<String>,
     pub arguments: Value,
     /// Progress, proposal flag, read-only reason, answer schema, facts.
@@ -88,6 +90,7 @@ impl RequestView {
             decided_at: r.decided_at,
             ended_at: r.ended_at,
             snoozed_until: r.snoozed_until,
+            hidden: r.hidden.clone(),
             comment: r.comment.clone(),
             arguments: r.arguments.clone(),
             delivery: latest.map(|d| d.delivery),
@@ -128,6 +131,8 @@ pub struct RequestRow {
     pub ended_at: Option<DateTime<Utc>>,
     /// Out of the inbox until then.
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// What its text hides, as a warning line (see `countersign_model::text`).
+    pub hidden: Option<String>,
     pub decided_by: Option<String>,
     pub comment: Option<String>,
     pub progress: Option<Progress>,
@@ -159,6 +164,7 @@ impl From<RequestView> for RequestRow {
             deadline: v.deadline,
             ended_at: v.ended_at,
             snoozed_until: v.snoozed_until,
+            hidden: v.hidden,
             decided_by: v.decided_by.map(clip),
             comment: v.comment.map(clip),
             progress: x.progress,

@@ -10,6 +10,7 @@ mod account;
 mod clock;
 mod decision;
 mod request;
+pub mod text;
 
 pub use account::{Account, AccountHealth, ConnectionState, NewAccount, Platform, SecretStoreKind};
 pub use clock::{Clock, ManualClock, SystemClock};

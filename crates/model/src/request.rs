@@ -232,6 +232,10 @@ pub struct Request {
     /// Out of the inbox list until then (snoozed by the reviewer).
     #[serde(default)]
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// What its text hides (hidden characters, mixed-script words), as a
+    /// warning line; `None` when nothing is hidden.
+    #[serde(default)]
+    pub hidden: Option<String>,
 }
 
 impl Request {
@@ -273,6 +277,15 @@ impl Request {
             updated_at: o.created_at,
             ended_at: None,
             snoozed_until: None,
+            hidden: crate::text::inspect(
+                [
+                    o.title.as_str(),
+                    o.action.as_str(),
+                    o.description.as_deref().unwrap_or(""),
+                    o.agent.as_deref().unwrap_or(""),
+                ],
+                Some(&o.arguments),
+            ),
         }
     }
 

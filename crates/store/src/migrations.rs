@@ -193,6 +193,10 @@ const V7_LEASE_OWNER: &str = "ALTER TABLE decisions ADD COLUMN lease_owner TEXT;
 const V8_SNOOZE: &str = "ALTER TABLE requests ADD COLUMN snoozed_until TEXT;
 CREATE INDEX requests_snoozed ON requests(snoozed_until) WHERE snoozed_until IS NOT NULL;";
 
+/// What a request's text hides (bidi controls, invisible characters,
+/// mixed-script words), as the warning line shown with it; set on write.
+const V9_HIDDEN: &str = "ALTER TABLE requests ADD COLUMN hidden TEXT;";
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -204,5 +208,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V6_HISTORY_ORDER),
         M::up(V7_LEASE_OWNER),
         M::up(V8_SNOOZE),
+        M::up(V9_HIDDEN),
     ])
 }

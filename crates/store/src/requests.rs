@@ -11,14 +11,14 @@ use rusqlite::{params, OptionalExtension, Row};
 pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
     r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at,
-    r.ended_at, r.snoozed_until";
+    r.ended_at, r.snoozed_until, r.hidden";
 
 /// [`REQUEST_COLUMNS`] without the two payloads (`arguments`, `raw`), which
 /// only a request's detail shows: a list of 10,000 costs what a list shows.
 pub(crate) const LIST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
     r.action, NULL AS arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
     r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, NULL AS raw, r.first_seen_at, r.updated_at,
-    r.ended_at, r.snoozed_until";
+    r.ended_at, r.snoozed_until, r.hidden";
 
 pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
@@ -56,6 +56,7 @@ pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
         updated_at: row.get("updated_at")?,
         ended_at: row.get("ended_at")?,
         snoozed_until: row.get("snoozed_until")?,
+        hidden: row.get("hidden")?,
     })
 }
 
@@ -361,13 +362,24 @@ fn write_observed(
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let extra =
         serde_json::to_value(&observed.extra).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // What the text hides, worked out once here so a list (which leaves
+    // the arguments out) can still warn about it.
+    let hidden = countersign_model::text::inspect(
+        [
+            observed.title.as_str(),
+            observed.action.as_str(),
+            observed.description.as_deref().unwrap_or(""),
+            observed.agent.as_deref().unwrap_or(""),
+        ],
+        Some(&observed.arguments),
+    );
     let (id, created, changed) = match existing {
         None => {
             tx.execute(
                 "INSERT INTO requests (account_id, remote_id, route, kind, title, action, arguments,
                     description, agent, tier, created_at, deadline, allowed_decisions, link, status,
-                    raw, first_seen_at, updated_at, extra)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16, ?17)",
+                    raw, first_seen_at, updated_at, extra, hidden)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16, ?16, ?17, ?18)",
                 params![
                     account_id,
                     observed.remote_id,
@@ -385,7 +397,8 @@ fn write_observed(
                     observed.link,
                     observed.raw,
                     now,
-                    extra
+                    extra,
+                    hidden
                 ],
             )?;
             (tx.last_insert_rowid(), true, true)
@@ -399,7 +412,8 @@ fn write_observed(
             let changed = tx.execute(
                 "UPDATE requests SET route = ?2, kind = ?3, title = ?4, action = ?5, arguments = ?6,
                     description = ?7, agent = ?8, tier = ?9, created_at = ?10, deadline = ?11,
-                    allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15, extra = ?16
+                    allowed_decisions = ?12, link = ?13, raw = ?14, updated_at = ?15, extra = ?16,
+                    hidden = ?17
                  WHERE id = ?1 AND NOT (route IS ?2 AND kind IS ?3 AND title IS ?4 AND action IS ?5
                     AND arguments IS ?6 AND description IS ?7 AND agent IS ?8 AND tier IS ?9
                     AND created_at IS ?10 AND deadline IS ?11 AND allowed_decisions IS ?12
@@ -422,7 +436,8 @@ fn write_observed(
                     observed.link,
                     observed.raw,
                     now,
-                    extra
+                    extra,
+                    hidden
                 ],
             )? > 0;
             (id, false, changed)

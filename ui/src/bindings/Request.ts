@@ -26,4 +26,9 @@ ended_at: string | null,
 /**
  * Out of the inbox list until then (snoozed by the reviewer).
  */
-snoozed_until: string | null, };
+snoozed_until: string | null, 
+/**
+ * What its text hides (hidden characters, mixed-script words), as a
+ * warning line; `None` when nothing is hidden.
+ */
+hidden: string | null, };

@@ -29,7 +29,11 @@ ended_at: string | null,
 /**
  * Out of the inbox until then.
  */
-snoozed_until: string | null, comment: string | null, arguments: JsonValue, 
+snoozed_until: string | null, 
+/**
+ * What its text hides, as a warning line (see `countersign_model::text`).
+ */
+hidden: string | null, comment: string | null, arguments: JsonValue, 
 /**
  * Progress, proposal flag, read-only reason, answer schema, facts.
  */

@@ -24,7 +24,11 @@ ended_at: string | null,
 /**
  * Out of the inbox until then.
  */
-snoozed_until: string | null, decided_by: string | null, comment: string | null, progress: Progress | null, proposal: boolean, read_only: string | null, 
+snoozed_until: string | null, 
+/**
+ * What its text hides, as a warning line (see `countersign_model::text`).
+ */
+hidden: string | null, decided_by: string | null, comment: string | null, progress: Progress | null, proposal: boolean, read_only: string | null, 
 /**
  * The group it is answered with, if any (see `RequestExtra::group`).
  */
