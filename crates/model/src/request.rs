@@ -112,6 +112,22 @@ pub struct ObservedRequest {
     pub raw: Value,
 }
 
+impl ObservedRequest {
+    /// What its agent-written text hides, as a warning line (see
+    /// [`crate::text::inspect`]); `None` when nothing is hidden.
+    pub fn hidden(&self) -> Option<String> {
+        crate::text::inspect(
+            [
+                self.title.as_str(),
+                self.action.as_str(),
+                self.description.as_deref().unwrap_or(""),
+                self.agent.as_deref().unwrap_or(""),
+            ],
+            Some(&self.arguments),
+        )
+    }
+}
+
 /// What some platforms say about a request beyond the common fields:
 /// progress towards a quorum, whether anyone waits on it, why this account
 /// may not answer, the shape an answer must have, and named facts to show.
@@ -277,15 +293,7 @@ impl Request {
             updated_at: o.created_at,
             ended_at: None,
             snoozed_until: None,
-            hidden: crate::text::inspect(
-                [
-                    o.title.as_str(),
-                    o.action.as_str(),
-                    o.description.as_deref().unwrap_or(""),
-                    o.agent.as_deref().unwrap_or(""),
-                ],
-                Some(&o.arguments),
-            ),
+            hidden: o.hidden(),
         }
     }
 

@@ -24,7 +24,6 @@ pub use decisions::{Claimed, DecisionUpdate};
 pub use history::{BadCursor, HistoryCursor, HistoryPage, HistoryQuery, DEFAULT_PAGE, MAX_PAGE};
 pub use prune::{Prune, Pruned};
 pub use requests::{PendingQuery, Snoozed, Upserted};
-pub use snooze::BEFORE_DEADLINE;
 
 use rusqlite::Connection;
 use std::path::Path;

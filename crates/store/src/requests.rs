@@ -8,17 +8,26 @@ use countersign_model::{Kind, ObservedRequest, Platform, Request, Resolution};
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension, Row};
 
-pub(crate) const REQUEST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
-    r.action, r.arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
-    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, r.raw, r.first_seen_at, r.updated_at,
-    r.ended_at, r.snoozed_until, r.hidden";
+/// A request's columns, with the two payload columns given: the full row
+/// and the list row differ only there, so they cannot drift apart.
+macro_rules! request_columns {
+    ($arguments:literal, $raw:literal) => {
+        concat!(
+            "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title, r.action, ",
+            $arguments,
+            ", r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions, r.link, r.extra, ",
+            "r.status, r.outcome, r.decided_by, r.decided_at, r.comment, ",
+            $raw,
+            ", r.first_seen_at, r.updated_at, r.ended_at, r.snoozed_until, r.hidden"
+        )
+    };
+}
+
+pub(crate) const REQUEST_COLUMNS: &str = request_columns!("r.arguments", "r.raw");
 
 /// [`REQUEST_COLUMNS`] without the two payloads (`arguments`, `raw`), which
 /// only a request's detail shows: a list of 10,000 costs what a list shows.
-pub(crate) const LIST_COLUMNS: &str = "r.id, r.account_id, a.name AS account, a.platform, r.remote_id, r.route, r.kind, r.title,
-    r.action, NULL AS arguments, r.description, r.agent, r.tier, r.created_at, r.deadline, r.allowed_decisions,
-    r.link, r.extra, r.status, r.outcome, r.decided_by, r.decided_at, r.comment, NULL AS raw, r.first_seen_at, r.updated_at,
-    r.ended_at, r.snoozed_until, r.hidden";
+pub(crate) const LIST_COLUMNS: &str = request_columns!("NULL AS arguments", "NULL AS raw");
 
 pub(crate) fn request_from_row(row: &Row<'_>) -> rusqlite::Result<Request> {
     let allowed: serde_json::Value = row.get("allowed_decisions")?;
@@ -364,15 +373,7 @@ fn write_observed(
         serde_json::to_value(&observed.extra).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // What the text hides, worked out once here so a list (which leaves
     // the arguments out) can still warn about it.
-    let hidden = countersign_model::text::inspect(
-        [
-            observed.title.as_str(),
-            observed.action.as_str(),
-            observed.description.as_deref().unwrap_or(""),
-            observed.agent.as_deref().unwrap_or(""),
-        ],
-        Some(&observed.arguments),
-    );
+    let hidden = observed.hidden();
     let (id, created, changed) = match existing {
         None => {
             tx.execute(

@@ -10,7 +10,7 @@ use countersign_model::Request;
 use rusqlite::params;
 
 /// How long before its deadline a snoozed request comes back at the latest.
-pub const BEFORE_DEADLINE: Duration = Duration::minutes(5);
+pub(crate) const BEFORE_DEADLINE: Duration = Duration::minutes(5);
 
 impl Store {
     /// Snoozes pending request `id` until `until` (earlier if its deadline
@@ -59,6 +59,17 @@ impl Store {
     /// cleared) and returned once; ended ones are cleared silently.
     pub fn wake_due(&self, now: DateTime<Utc>) -> Result<Vec<Request>> {
         let mut conn = self.conn();
+        // Asked every second: a read on the snooze index first, so the
+        // common case (nothing due) takes no write lock.
+        let due: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE snoozed_until IS NOT NULL
+                AND (snoozed_until <= ?1 OR status != 'pending'))",
+            )?
+            .query_row([now], |r| r.get(0))?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let tx = conn.transaction()?;
         let woken: Vec<Request> = {
             let mut stmt = tx.prepare_cached(&format!(
