@@ -18,7 +18,7 @@ const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and its parents) 0700, or tightens an existing one that
-/// others may enter or read, saying so in one warning.
+/// others may enter or read, saying so in one warning when it held files.
 pub fn dir(dir: &Path) -> io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -31,7 +31,10 @@ pub fn dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)?;
     #[cfg(unix)]
     {
-        if existed {
+        // An empty dir (just made with `mkdir` or `mktemp -d`) exposed
+        // nothing: it is made private without a word.
+        let has_data = existed && std::fs::read_dir(dir)?.next().is_some();
+        if has_data {
             if let Some(old) = tighten(dir, DIR_MODE)? {
                 tracing::warn!(
                     "tightened the data dir {} from {old:04o} to {DIR_MODE:04o}: only you may enter it",
