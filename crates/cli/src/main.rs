@@ -643,7 +643,8 @@ fn export(
     let mut progress = |n: u64| bar.set_position(n);
     let count = match output {
         Some(path) => {
-            let file = std::fs::File::create(&path)
+            // Only the user may read it: it holds every request's payload.
+            let file = countersign_store::private::create_file(&path)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             let mut w = std::io::BufWriter::new(file);
             inbox.export(format, q, &mut w, &mut progress)?

@@ -36,17 +36,9 @@ fn account_settings<T: serde::de::DeserializeOwned>(account: &Account) -> Result
     })
 }
 
-/// Creates a directory (and its parents) only the user may enter.
-pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
+/// Creates a directory (and its parents) only the user may enter (0700,
+/// tightened with a warning if it was looser).
+pub(crate) use countersign_store::private::dir as private_dir;
 
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "COUNTERSIGN_DATA_DIR";
@@ -105,7 +97,9 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Opens (creating if needed) the data dir and its database.
+    /// Opens (creating if needed) the data dir and its database. The dir is
+    /// 0700 and the database files 0600, whatever the umask; looser ones
+    /// are tightened, with a warning.
     pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
         private_dir(data_dir).map_err(|source| InboxError::DataDir {
             path: data_dir.to_path_buf(),

@@ -15,6 +15,7 @@ mod decisions;
 mod history;
 pub mod migrations;
 mod owner;
+pub mod private;
 mod prune;
 mod requests;
 mod snooze;
@@ -45,6 +46,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("could not take this process's delivery lock: {0}")]
     Owner(std::io::Error),
+    #[error("could not make the database {path} private to you: {source}")]
+    Private {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -60,9 +66,17 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
+    /// The file and its `-wal`/`-shm` are 0600 (tightened if looser).
     pub fn open(path: &Path) -> Result<Self> {
+        let private = |source| StoreError::Private {
+            path: path.to_path_buf(),
+            source,
+        };
+        private::store_files(path).map_err(private)?;
         let owner = owner::Owner::for_file(path).map_err(StoreError::Owner)?;
-        Self::setup(Connection::open(path)?, owner)
+        let store = Self::setup(Connection::open(path)?, owner)?;
+        private::store_companions(path).map_err(private)?;
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
