@@ -17,7 +17,7 @@ use countersign_fakes::opencode::{Config as OpenCodeConfig, FakeOpenCode};
 use countersign_inbox::{AccountInput, Inbox};
 use countersign_model::{Platform, Secret, SecretStoreKind, Status, SystemClock};
 use countersign_sync::{Backoff, Options, SyncEvent};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -349,6 +349,119 @@ async fn molecule_soak_of_pushes_and_dropped_sockets_ends_in_step_with_the_serve
     eprintln!(
         "{run}: {events} events, {drops} disconnects, {} requests ({} still pending), {:.1} s",
         n,
+        server.len(),
+        started.elapsed().as_secs_f64()
+    );
+    running.stop().await;
+    follower.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_soak_of_events_and_cut_streams_ends_in_step_with_the_server() {
+    let seed = seed("opencode");
+    let run = format!("opencode soak, SOAK_SEED={seed}");
+    let mut rng = Rng(seed ^ 0x6f70_656e);
+    let started = Instant::now();
+
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Inbox::open_with(dir.path(), Arc::new(SystemClock), options()).unwrap();
+    let fake = FakeOpenCode::start(OpenCodeConfig::default()).await.unwrap();
+    let account = inbox
+        .add_account(AccountInput {
+            name: "oc".into(),
+            platform: Platform::Opencode,
+            base_url: fake.url(),
+            reviewer: Some("dana".into()),
+            secret: None,
+            secret_store: SecretStoreKind::File,
+            settings: json!({}),
+        })
+        .await
+        .unwrap()
+        .id;
+    let (notified, follower) = Notified::follow(&inbox);
+    let running = inbox.run().await.unwrap();
+    let site = "/home/me/site".to_owned();
+    let dirs = [fake.cwd(), site.clone()];
+    until(&format!("{run}: connected"), 10, || fake.open_streams() > 0).await;
+    // The second project is learnt from its first event, before the soak.
+    let first = fake.ask_bash(&site, "ses_0", "ls").unwrap();
+    until(&format!("{run}: the project is known"), 10, || {
+        local_pending(&inbox, account).contains(&first)
+    })
+    .await;
+    let mut events = 1;
+
+    let server_pending = |fake: &FakeOpenCode| -> Vec<(String, String)> {
+        dirs.iter()
+            .flat_map(|d| {
+                fake.pending(d)
+                    .into_iter()
+                    .map(|r| (r["id"].as_str().unwrap().to_owned(), d.clone()))
+            })
+            .collect()
+    };
+    let mut created = BTreeSet::from([first]);
+    let mut drops = 0;
+    let mut opened = 0;
+    let points = rng.drop_points(DROPS, EVENTS);
+    let mut n = 0u64;
+    while events < EVENTS {
+        if drops < points.len() && events >= points[drops] {
+            until(&format!("{run}: reconnected after drop {drops}"), 10, || {
+                fake.streams_opened() > opened && fake.open_streams() > 0
+            })
+            .await;
+            opened = fake.streams_opened();
+            // Half the drops end the stream, half cut it mid-frame.
+            if rng.below(2) == 0 {
+                fake.drop_streams();
+            } else {
+                fake.cut_streams();
+            }
+            drops += 1;
+        }
+        let pending = server_pending(&fake);
+        let roll = rng.below(100);
+        if pending.len() < 5 || (roll < 45 && pending.len() < MAX_PENDING) {
+            n += 1;
+            let d = rng.pick(&dirs).clone();
+            let session = format!("ses_{}", rng.below(8));
+            if let Some(id) = fake.ask_bash(&d, &session, &format!("tool{n} --run")) {
+                created.insert(id);
+                events += 1;
+            }
+        } else if roll < 90 {
+            let (id, d) = rng.pick(&pending).clone();
+            // "reject" also rejects the rest of the session, "always"
+            // releases what its pattern now allows: one event per request.
+            let reply = *rng.pick(&["once", "once", "once", "always", "reject"]);
+            assert!(fake.reply_elsewhere(&d, &id, reply), "{run}: {id} was pending");
+            events += pending.len() - server_pending(&fake).len();
+        } else {
+            // The stream repeats the ask of a request still pending.
+            let (id, d) = rng.pick(&pending).clone();
+            assert!(fake.reask_same_id(&d, &id, json!({})), "{run}: {id} was pending");
+            events += 1;
+        }
+        pace(&mut rng).await;
+    }
+
+    until(&format!("{run}: reconnected after the last drop"), 10, || {
+        fake.streams_opened() > opened && fake.open_streams() > 0
+    })
+    .await;
+    let server: BTreeSet<String> = server_pending(&fake).into_iter().map(|(id, _)| id).collect();
+    let resolved: BTreeSet<String> = created.difference(&server).cloned().collect();
+    settle(|| local_pending(&inbox, account) == server).await;
+    assert_in_step(&inbox, account, &notified, &server, &resolved, &run);
+    assert_eq!(drops, DROPS, "{run}: every planned drop happened");
+    assert!(
+        fake.streams_opened() > DROPS,
+        "{run}: the engine reconnected after every drop"
+    );
+    eprintln!(
+        "{run}: {events} events, {drops} disconnects, {n} asks ({} still pending), {:.1} s",
         server.len(),
         started.elapsed().as_secs_f64()
     );
