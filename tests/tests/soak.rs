@@ -227,7 +227,10 @@ fn assert_in_step(
         "{run}: a request is announced as new once, however often it is listed or replayed \
          after reconnects: {twice:?}"
     );
-    let unannounced: Vec<_> = local.iter().filter(|id| !counts.contains_key(*id)).collect();
+    let unannounced: Vec<_> = local
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
     assert!(
         unannounced.is_empty(),
         "{run}: every request waiting in the inbox was announced when it arrived: {unannounced:?}"
@@ -285,9 +288,11 @@ async fn molecule_soak_of_pushes_and_dropped_sockets_ends_in_step_with_the_serve
     while events < EVENTS {
         if drops < points.len() && events >= points[drops] {
             // Drop only a live socket, so every drop is a real disconnect.
-            until(&format!("{run}: reconnected after drop {drops}"), 10, || {
-                fake.sockets_opened() > opened && fake.socket_count() > 0
-            })
+            until(
+                &format!("{run}: reconnected after drop {drops}"),
+                10,
+                || fake.sockets_opened() > opened && fake.socket_count() > 0,
+            )
             .await;
             opened = fake.sockets_opened();
             fake.drop_sockets();
@@ -309,7 +314,10 @@ async fn molecule_soak_of_pushes_and_dropped_sockets_ends_in_step_with_the_serve
             } else {
                 "denied"
             };
-            assert!(fake.decide_as(&id, verdict, "bob"), "{run}: {id} was pending");
+            assert!(
+                fake.decide_as(&id, verdict, "bob"),
+                "{run}: {id} was pending"
+            );
             resolved.insert(id);
             events += 1;
         } else {
@@ -325,9 +333,11 @@ async fn molecule_soak_of_pushes_and_dropped_sockets_ends_in_step_with_the_serve
         pace(&mut rng).await;
     }
 
-    until(&format!("{run}: reconnected after the last drop"), 10, || {
-        fake.sockets_opened() > opened && fake.socket_count() > 0
-    })
+    until(
+        &format!("{run}: reconnected after the last drop"),
+        10,
+        || fake.sockets_opened() > opened && fake.socket_count() > 0,
+    )
     .await;
     let server: BTreeSet<String> = pending.iter().map(|(id, _, _)| id.clone()).collect();
     for id in &server {
@@ -365,7 +375,9 @@ async fn opencode_soak_of_events_and_cut_streams_ends_in_step_with_the_server() 
 
     let dir = tempfile::tempdir().unwrap();
     let inbox = Inbox::open_with(dir.path(), Arc::new(SystemClock), options()).unwrap();
-    let fake = FakeOpenCode::start(OpenCodeConfig::default()).await.unwrap();
+    let fake = FakeOpenCode::start(OpenCodeConfig::default())
+        .await
+        .unwrap();
     let account = inbox
         .add_account(AccountInput {
             name: "oc".into(),
@@ -408,9 +420,11 @@ async fn opencode_soak_of_events_and_cut_streams_ends_in_step_with_the_server() 
     let mut n = 0u64;
     while events < EVENTS {
         if drops < points.len() && events >= points[drops] {
-            until(&format!("{run}: reconnected after drop {drops}"), 10, || {
-                fake.streams_opened() > opened && fake.open_streams() > 0
-            })
+            until(
+                &format!("{run}: reconnected after drop {drops}"),
+                10,
+                || fake.streams_opened() > opened && fake.open_streams() > 0,
+            )
             .await;
             opened = fake.streams_opened();
             // Half the drops end the stream, half cut it mid-frame.
@@ -436,22 +450,33 @@ async fn opencode_soak_of_events_and_cut_streams_ends_in_step_with_the_server() 
             // "reject" also rejects the rest of the session, "always"
             // releases what its pattern now allows: one event per request.
             let reply = *rng.pick(&["once", "once", "once", "always", "reject"]);
-            assert!(fake.reply_elsewhere(&d, &id, reply), "{run}: {id} was pending");
+            assert!(
+                fake.reply_elsewhere(&d, &id, reply),
+                "{run}: {id} was pending"
+            );
             events += pending.len() - server_pending(&fake).len();
         } else {
             // The stream repeats the ask of a request still pending.
             let (id, d) = rng.pick(&pending).clone();
-            assert!(fake.reask_same_id(&d, &id, json!({})), "{run}: {id} was pending");
+            assert!(
+                fake.reask_same_id(&d, &id, json!({})),
+                "{run}: {id} was pending"
+            );
             events += 1;
         }
         pace(&mut rng).await;
     }
 
-    until(&format!("{run}: reconnected after the last drop"), 10, || {
-        fake.streams_opened() > opened && fake.open_streams() > 0
-    })
+    until(
+        &format!("{run}: reconnected after the last drop"),
+        10,
+        || fake.streams_opened() > opened && fake.open_streams() > 0,
+    )
     .await;
-    let server: BTreeSet<String> = server_pending(&fake).into_iter().map(|(id, _)| id).collect();
+    let server: BTreeSet<String> = server_pending(&fake)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let resolved: BTreeSet<String> = created.difference(&server).cloned().collect();
     settle(|| local_pending(&inbox, account) == server).await;
     assert_in_step(&inbox, account, &notified, &server, &resolved, &run);
