@@ -23,6 +23,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -92,6 +93,28 @@ struct Shared {
     bus: broadcast::Sender<(Option<String>, Value)>,
     /// Bumped to close every open stream (restart, dispose, drop).
     generation: watch::Sender<u64>,
+    /// Bumped to cut every open stream as a failing network does.
+    cut: watch::Sender<u64>,
+    /// Event streams open now, and opened since the start.
+    streams_open: AtomicUsize,
+    streams_opened: AtomicUsize,
+}
+
+/// Counts one open event stream for as long as it lives.
+struct StreamGuard(Arc<Shared>);
+
+impl StreamGuard {
+    fn new(s: &Arc<Shared>) -> Self {
+        s.streams_open.fetch_add(1, Ordering::SeqCst);
+        s.streams_opened.fetch_add(1, Ordering::SeqCst);
+        Self(s.clone())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams_open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -265,6 +288,9 @@ impl FakeOpenCode {
             }),
             bus: broadcast::channel(1024).0,
             generation: watch::channel(0).0,
+            cut: watch::channel(0).0,
+            streams_open: AtomicUsize::new(0),
+            streams_opened: AtomicUsize::new(0),
         });
         let app = router(shared.clone());
         let task = crate::spawn_server(listener, app, "opencode");
@@ -401,6 +427,26 @@ impl FakeOpenCode {
     /// Closes every open event stream (a network drop).
     pub fn drop_streams(&self) {
         self.shared.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Cuts every open event stream the way a failing network or a
+    /// killed proxy does, rather than the server ending it: the frame in
+    /// flight (the next event, when one is queued) goes out only half, then
+    /// the connection is aborted without the chunked body's end, so the
+    /// client sees a read error. The half-sent event is lost with it.
+    pub fn cut_streams(&self) {
+        self.shared.cut.send_modify(|g| *g += 1);
+    }
+
+    /// Event streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.shared.streams_open.load(Ordering::SeqCst)
+    }
+
+    /// Event streams opened since the start, closed ones included: grows
+    /// by one on every reconnect.
+    pub fn streams_opened(&self) -> usize {
+        self.shared.streams_opened.load(Ordering::SeqCst)
     }
 
     /// Stops heartbeats (a stalled stream).
@@ -584,10 +630,21 @@ fn events(s: AppState, only: Option<String>) -> Response {
     let mut bus = s.bus.subscribe();
     let mut generation = s.generation.subscribe();
     let start = *generation.borrow_and_update();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+    let mut cut = s.cut.subscribe();
+    cut.borrow_and_update();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let global = only.is_none();
+    let guard = StreamGuard::new(&s);
     tokio::spawn(async move {
+        let _guard = guard;
         let frame = |v: Value| Ok(Bytes::from(format!("data: {v}\n\n")));
+        // A bus event as this stream shows it; None when it is not for it.
+        let shown = |dir: Option<String>, event: Value| match (&only, dir) {
+            (Some(want), Some(d)) if *want == d => Some(event),
+            (Some(_), _) => None,
+            (None, Some(d)) => Some(json!({"directory": d, "project": "global", "payload": event})),
+            (None, None) => Some(json!({"payload": event})),
+        };
         let connected =
             json!({"id": s.next_id("evt"), "type": "server.connected", "properties": {}});
         let first = if global {
@@ -618,12 +675,7 @@ fn events(s: AppState, only: Option<String>) -> Response {
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => return,
                     };
-                    let out = match (&only, dir) {
-                        (Some(want), Some(d)) if *want == d => event,
-                        (Some(_), _) => continue,
-                        (None, Some(d)) => json!({"directory": d, "project": "global", "payload": event}),
-                        (None, None) => json!({"payload": event}),
-                    };
+                    let Some(out) = shown(dir, event) else { continue };
                     if tx.send(frame(out)).await.is_err() {
                         return;
                     }
@@ -632,6 +684,21 @@ fn events(s: AppState, only: Option<String>) -> Response {
                     if *generation.borrow() != start {
                         return;
                     }
+                }
+                _ = cut.changed() => {
+                    // Half of the event in flight, if one is queued, then
+                    // an aborted connection.
+                    if let Some(out) = bus.try_recv().ok().and_then(|(dir, event)| shown(dir, event)) {
+                        let text = Bytes::from(format!("data: {out}\n\n"));
+                        let _ = tx.send(Ok(text.slice(..text.len() / 2))).await;
+                    }
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "connection cut",
+                        )))
+                        .await;
+                    return;
                 }
             }
         }

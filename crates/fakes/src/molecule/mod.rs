@@ -199,4 +199,11 @@ impl FakeMolecule {
     pub fn socket_count(&self) -> usize {
         self.shared.socket_count()
     }
+
+    /// How many WebSocket clients have connected since the start, closed
+    /// ones included: a count that grows by one on every reconnect, so a
+    /// test can wait for the client to come back after [`Self::drop_sockets`].
+    pub fn sockets_opened(&self) -> usize {
+        self.shared.sockets_opened()
+    }
 }

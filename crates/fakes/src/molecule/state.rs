@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     pub hub: broadcast::Sender<Frame>,
     pub kick: broadcast::Sender<()>,
     sockets: AtomicUsize,
+    /// Every socket ever opened, so a test can tell a reconnect happened.
+    sockets_opened: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,6 +170,7 @@ impl Shared {
             hub: broadcast::channel(256).0,
             kick: broadcast::channel(4).0,
             sockets: AtomicUsize::new(0),
+            sockets_opened: AtomicUsize::new(0),
         }
     }
 
@@ -478,6 +481,7 @@ impl Shared {
 
     pub fn socket_opened(&self) {
         self.sockets.fetch_add(1, Ordering::SeqCst);
+        self.sockets_opened.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn socket_closed(&self) {
@@ -486,6 +490,10 @@ impl Shared {
 
     pub fn socket_count(&self) -> usize {
         self.sockets.load(Ordering::SeqCst)
+    }
+
+    pub fn sockets_opened(&self) -> usize {
+        self.sockets_opened.load(Ordering::SeqCst)
     }
 
     /// Whether any workspace has a live token (the fresh-install check).
