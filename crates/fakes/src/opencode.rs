@@ -84,6 +84,8 @@ struct Data {
     drop_types: HashSet<String>,
     /// Tool parts run without asking (activity), as published.
     heartbeats: bool,
+    /// `GET /permission` calls answered.
+    lists: u32,
 }
 
 struct Shared {
@@ -332,6 +334,11 @@ impl FakeOpenCode {
             .unwrap_or_default()
     }
 
+    /// How many `GET /permission` lists were answered.
+    pub fn list_calls(&self) -> u32 {
+        self.shared.data().lists
+    }
+
     pub fn replies(&self) -> Vec<ReceivedReply> {
         self.shared.data().replies.clone()
     }
@@ -539,7 +546,8 @@ fn directory(s: &Shared, q: &Params, headers: &HeaderMap) -> String {
 
 async fn list(State(s): State<AppState>, q: Params, headers: HeaderMap) -> Response {
     let dir = directory(&s, &q, &headers);
-    let d = s.data();
+    let mut d = s.data();
+    d.lists += 1;
     let pending = d
         .instances
         .get(&dir)
