@@ -513,9 +513,13 @@ async fn sync_killed_while_pushes_arrive_ends_equal_to_the_server() {
             &format!("push tag v{i}"),
             "CI green",
         ));
-        if i >= 3 && (i - 3) % 5 != 0 {
+        if i >= 3 && !(i - 3).is_multiple_of(5) {
             let id = created[i - 3].clone();
-            let verdict = if i % 2 == 0 { "approved" } else { "denied" };
+            let verdict = if i.is_multiple_of(2) {
+                "approved"
+            } else {
+                "denied"
+            };
             assert!(fake.decide_as(&id, verdict, "ops@terminal"));
             decided_elsewhere.insert(id);
         }
