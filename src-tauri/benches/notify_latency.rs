@@ -43,57 +43,23 @@ fn main() {
         let ws = fake.add_workspace("Release Manager", None);
         let url = fake.url();
         let app = Desktop::launch_with(
-            |dir| {
-                let store =
-                    countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
-                let file = countersign_model::SecretStoreKind::File;
-                countersign_secrets::Secrets::new(dir)
-                    .put(file, "prod", &countersign_model::Secret::new(TOKEN))
-                    .unwrap();
-                store
-                    .add_account(
-                        &countersign_model::NewAccount {
-                            name: "prod".into(),
-                            platform: countersign_model::Platform::Molecule,
-                            base_url: url.clone(),
-                            reviewer: "dana".into(),
-                            secret_store: file,
-                            settings: serde_json::json!({}),
-                        },
-                        "prod",
-                        chrono::Utc::now(),
-                    )
-                    .unwrap();
-            },
+            |dir| harness::seed_molecule_account(dir, &url, TOKEN),
             false,
         )
         .await;
         let server = notification_server::NotificationServer::start(&app.bus_address()).await;
-        app.until(
-            "prod is connected",
-            "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
-            Duration::from_secs(30),
-        )
-        .await;
+        app.until_connected(Duration::from_secs(30)).await;
         let mut times = Vec::with_capacity(samples);
         for i in 0..samples {
             let title = format!("deploy build {i}");
-            let before = server.shown().len();
             let created = Instant::now();
             fake.create_approval(&ws, &title, "release");
-            let shown = loop {
-                if let Some(n) = server.shown()[before..]
-                    .iter()
-                    .find(|n| n.summary.contains(&title))
-                {
-                    break n.at;
-                }
-                assert!(
-                    created.elapsed() < Duration::from_secs(10),
-                    "request {i} was never notified"
-                );
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            };
+            let shown = server
+                .wait_for(&title, 1, Duration::from_secs(10), |n| {
+                    n.summary.contains(&title)
+                })
+                .await
+                .at;
             times.push(shown.duration_since(created).as_secs_f64() * 1e3);
             // Past the coalescing window: the next one starts a quiet period.
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -105,15 +105,7 @@ impl Notifier {
 
 /// `s` on one line, hidden characters shown as markers, at most `max`.
 fn one_line(s: &str, max: usize) -> String {
-    let flat = s.replace(['\n', '\r', '\t'], " ");
-    let flat = countersign_model::text::reveal(&flat);
-    let flat = flat.trim();
-    if flat.chars().count() <= max {
-        return flat.to_owned();
-    }
-    let mut out: String = flat.chars().take(max - 1).collect();
-    out.push('…');
-    out
+    countersign_model::text::one_line(s.trim(), max)
 }
 
 /// "Release Manager: push tag v2.4.0"

@@ -10,6 +10,8 @@ pub struct AppState {
     /// The running account tasks; restarted when an account changes.
     pub running: tokio::sync::Mutex<Running>,
     prefs: Mutex<Prefs>,
+    /// The switches file's time and size when last read.
+    prefs_stamp: Mutex<Option<(std::time::SystemTime, u64)>>,
     /// What the tray shows now, for the UI and tests to read back.
     pub tray_text: Mutex<String>,
     pub notifier: Notifier,
@@ -19,9 +21,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(inbox: Arc<Inbox>, prefs: Prefs, notifier: Notifier) -> Self {
+        let stamp = Prefs::stamp(inbox.data_dir());
         Self {
             inbox,
             running: tokio::sync::Mutex::new(Running::default()),
+            prefs_stamp: Mutex::new(stamp),
             prefs: Mutex::new(prefs),
             tray_text: Mutex::new(String::new()),
             notifier,
@@ -35,13 +39,22 @@ impl AppState {
 
     pub fn set_prefs(&self, prefs: Prefs) -> std::io::Result<()> {
         prefs.save(self.inbox.data_dir())?;
+        *lock(&self.prefs_stamp) = Prefs::stamp(self.inbox.data_dir());
         *lock(&self.prefs) = prefs;
         Ok(())
     }
 
-    /// Reads the switches again (the CLI may have changed them); true if
-    /// they changed.
+    /// Reads the switches again if their file changed (the CLI may have
+    /// changed them); true if they changed.
     pub fn reload_prefs(&self) -> bool {
+        let stamp = Prefs::stamp(self.inbox.data_dir());
+        {
+            let mut last = lock(&self.prefs_stamp);
+            if *last == stamp {
+                return false;
+            }
+            *last = stamp;
+        }
         let fresh = Prefs::load(self.inbox.data_dir());
         let mut prefs = lock(&self.prefs);
         if *prefs == fresh {

@@ -127,6 +127,9 @@ function render(): void {
   }
 }
 
+/** The rows the inbox list shows now, as of the last `refreshInbox`. */
+let shownPending: RequestRow[] = [];
+
 /** The requests the inbox shows, after the local filters. */
 function visiblePending(): RequestRow[] {
   const f = app.filter;
@@ -173,7 +176,7 @@ function renderInbox(): void {
       h("div", { class: "list", id: "list", "data-testid": "inbox-list", tabindex: "-1" }),
       h("section", { class: "detail", id: "detail" })),
   );
-  list = new VirtualList(byId("list"), ROW_HEIGHT, (i) => requestRow(visiblePending()[i], i));
+  list = new VirtualList(byId("list"), ROW_HEIGHT, (i) => requestRow(shownPending[i], i));
   refreshInbox();
 }
 
@@ -248,8 +251,10 @@ function toggleCheck(id: number): void {
 function refreshInbox(): void {
   if (app.view !== "inbox" || !list) return;
   const rows = visiblePending();
+  shownPending = rows;
   app.cursor = Math.min(app.cursor, Math.max(0, rows.length - 1));
-  for (const id of [...app.checked]) if (!rows.some((r) => r.id === id)) app.checked.delete(id);
+  const ids = new Set(rows.map((r) => r.id));
+  for (const id of [...app.checked]) if (!ids.has(id)) app.checked.delete(id);
   list.setCount(rows.length);
   list.container.querySelector(".inbox-empty")?.remove();
   if (rows.length === 0) {
@@ -416,8 +421,23 @@ function fillOptions(sel: HTMLSelectElement | null, all: string, values: string[
   sel.value = chosen;
 }
 
+/** The history rows held in memory: the pages not dropped (never the whole, holey list). */
+function heldHistory(): RequestRow[] {
+  const hs = app.history;
+  const held: RequestRow[] = [];
+  for (let p = 0; p < hs.starts.length; p++) {
+    const from = p * HISTORY_PAGE;
+    if (hs.rows[from] === undefined) continue;
+    for (let i = from; i < Math.min(hs.rows.length, from + HISTORY_PAGE); i++) {
+      const r = hs.rows[i];
+      if (r) held.push(r);
+    }
+  }
+  return held;
+}
+
 function historyOptions(): void {
-  const rows = app.history.rows.filter((r) => r !== undefined);
+  const rows = heldHistory();
   fillOptions(document.querySelector("[data-testid=history-account]"), "All accounts",
     [...app.accounts.map((a) => a.name), ...rows.map((r) => r.account)]);
   fillOptions(document.querySelector("[data-testid=history-platform]"), "All platforms",
@@ -505,7 +525,7 @@ function paintHistory(reveal: boolean): void {
   const counts = document.querySelector("[data-testid=history-counts]");
   counts?.replaceChildren(
     h("span", { "data-testid": "history-total" }, `${thousands(hs.total)} in history`), " · ",
-    h("span", { "data-testid": "history-loaded", "data-held": String(hs.rows.reduce((n, r) => n + (r ? 1 : 0), 0)) },
+    h("span", { "data-testid": "history-loaded", "data-held": String(heldHistory().length) },
       `${thousands(hs.rows.length)} loaded`),
     hs.loading ? " · loading…" : hs.next ? "" : hs.rows.length ? " · all shown" : "");
   if (reveal) historyList.reveal(app.cursor);

@@ -423,14 +423,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let given_dir = cli.data_dir.clone();
     let dir = countersign_inbox::resolve_data_dir(cli.data_dir)?;
     let mut out = std::io::stdout().lock();
-    let command = match cli.command {
-        Command::Notifications(cmd) => {
-            return notifications::run(&dir, cmd, chrono::Utc::now(), &mut out)
-        }
-        other => other,
-    };
     let inbox = Inbox::open(&dir, Arc::new(SystemClock))?;
-    match command {
+    match cli.command {
         Command::Account(cmd) => account(&inbox, cmd, &mut out).await,
         Command::Sync { once: true } => sync_once(&inbox, &mut out).await,
         Command::Sync { once: false } => {
@@ -545,7 +539,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             keep_decisions,
             yes,
         } => prune(&inbox, before, keep_decisions, yes, &mut out),
-        Command::Notifications(_) => unreachable!("handled before the store opens"),
+        Command::Notifications(cmd) => {
+            notifications::run(inbox.data_dir(), cmd, inbox.clock().now(), &mut out)
+        }
     }
 }
 

@@ -18,14 +18,7 @@ pub fn clean(s: &str) -> String {
 
 /// One line, at most `max` characters.
 fn cell(s: &str, max: usize) -> String {
-    let one_line = s.replace(['\n', '\r', '\t'], " ");
-    let cleaned = clean(&one_line);
-    if cleaned.chars().count() <= max {
-        return cleaned;
-    }
-    let mut out: String = cleaned.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    countersign_model::text::one_line(s, max)
 }
 
 fn json<T: Serialize + ?Sized>(out: &mut impl Write, value: &T) -> io::Result<()> {

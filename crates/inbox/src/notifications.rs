@@ -58,6 +58,16 @@ impl NotificationPrefs {
         data_dir.join(FILE)
     }
 
+    /// When, and how big, the saved switches were last written (the file
+    /// [`load`](Self::load) reads), so a reader polling for changes parses
+    /// the file only when it changed.
+    pub fn stamp(data_dir: &Path) -> Option<(std::time::SystemTime, u64)> {
+        [FILE, OLD_FILE]
+            .iter()
+            .find_map(|f| std::fs::metadata(data_dir.join(f)).ok())
+            .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()))
+    }
+
     /// The switches as saved (the defaults if nothing, or nothing readable,
     /// is saved; the desktop app's older file is read if it is all there is).
     pub fn load(data_dir: &Path) -> Self {

@@ -53,21 +53,18 @@ pub fn reveal(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`reveal`], keeping line breaks and tabs (for multi-line text such as a
-/// reason shown in a terminal).
-pub fn reveal_keeping_lines(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| is_hidden(c) && !matches!(c, '\n' | '\t')) {
-        return Cow::Borrowed(s);
+/// `s` on one line of at most `max` characters: line breaks and tabs
+/// become spaces, hidden characters are revealed, and a longer text is cut
+/// with "…" (for table cells and notification titles).
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat = s.replace(['\n', '\r', '\t'], " ");
+    let flat = reveal(&flat);
+    if flat.chars().count() <= max {
+        return flat.into_owned();
     }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if is_hidden(c) && !matches!(c, '\n' | '\t') {
-            out.push_str(&marker(c));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    let mut out: String = flat.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// What a set of texts hides.
@@ -186,9 +183,14 @@ mod tests {
             "escape codes cannot colour a terminal"
         );
         assert_eq!(
-            reveal_keeping_lines("a\nb\u{2066}"),
-            "a\nb⟨U+2066⟩",
-            "lines stay lines"
+            one_line("a\nb\u{2066}", 20),
+            "a b⟨U+2066⟩",
+            "a line break cannot start a new table row, the marker shows"
+        );
+        assert_eq!(
+            one_line("abc\u{202E}def", 5),
+            "abc⟨…",
+            "a long text is cut after revealing, so the cut never hides a marker's start"
         );
     }
 

@@ -241,6 +241,16 @@ impl Desktop {
     }
 
     /// Polls `check` (a JavaScript expression) until it is truthy.
+    /// Waits until an account is connected (its live channel is up).
+    pub async fn until_connected(&self, timeout: Duration) {
+        self.until(
+            "an account is connected",
+            "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
+            timeout,
+        )
+        .await;
+    }
+
     pub async fn until(&self, what: &str, check: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -366,4 +376,29 @@ impl Drop for Desktop {
     fn drop(&mut self) {
         self.stop_children();
     }
+}
+
+/// Puts a Molecule AI account "prod" (reviewer dana, its token in the file
+/// keychain) into the store in `dir`, as if the user had added it before
+/// this launch.
+pub fn seed_molecule_account(dir: &Path, url: &str, token: &str) {
+    let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
+    let file = countersign_model::SecretStoreKind::File;
+    countersign_secrets::Secrets::new(dir)
+        .put(file, "prod", &countersign_model::Secret::new(token))
+        .unwrap();
+    store
+        .add_account(
+            &countersign_model::NewAccount {
+                name: "prod".into(),
+                platform: countersign_model::Platform::Molecule,
+                base_url: url.into(),
+                reviewer: "dana".into(),
+                secret_store: file,
+                settings: json!({}),
+            },
+            "prod",
+            chrono::Utc::now(),
+        )
+        .unwrap();
 }

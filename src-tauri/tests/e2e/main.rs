@@ -1193,7 +1193,7 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
     let url = fake.url();
     let app = Desktop::launch_with(
         |dir| {
-            seed_account(dir, &url);
+            harness::seed_molecule_account(dir, &url, TOKEN);
             // The user turned decide buttons on (they are off by default).
             std::fs::write(dir.join("desktop.json"), r#"{"notify_actions": true}"#).unwrap();
         },
@@ -1201,29 +1201,14 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
     )
     .await;
     let server = notification_server::NotificationServer::start(&app.bus_address()).await;
-    app.until(
-        "prod is connected",
-        "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
-        PATIENT,
-    )
-    .await;
+    app.until_connected(PATIENT).await;
 
     let approval = fake.create_approval(&ws, "push tag v2.4.0", "CI green");
-    let shown_in = Instant::now();
-    let note = loop {
-        if let Some(n) = server
-            .shown()
-            .into_iter()
-            .find(|n| n.summary.contains("push tag v2.4.0"))
-        {
-            break n;
-        }
-        assert!(
-            shown_in.elapsed() < PATIENT,
-            "the request was never notified"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let note = server
+        .wait_for("the request", 1, PATIENT, |n| {
+            n.summary.contains("push tag v2.4.0")
+        })
+        .await;
     assert_eq!(
         note.actions,
         vec!["default", "approve", "deny"],
@@ -1247,23 +1232,12 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
         "approved",
         "the platform took it"
     );
-    let followed = Instant::now();
-    while !server
-        .shown()
-        .iter()
-        .any(|n| n.summary == "Approved · delivered")
-        && followed.elapsed() < PATIENT
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        server
-            .shown()
-            .iter()
-            .any(|n| n.summary == "Approved · delivered" && n.body == "push tag v2.4.0"),
-        "a follow-up notification says what became of the press: {:?}",
-        server.shown()
-    );
+    // A follow-up notification says what became of the press.
+    server
+        .wait_for("the follow-up", 1, PATIENT, |n| {
+            n.summary == "Approved · delivered" && n.body == "push tag v2.4.0"
+        })
+        .await;
     let status = app.invoke("status").await;
     assert_eq!(
         status["pending"], 0,
@@ -1291,21 +1265,11 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
         .unwrap();
     assert_eq!(prefs["notify_actions"], false);
     fake.create_approval(&ws, "rotate prod db creds", "quarterly");
-    let shown_in = Instant::now();
-    let plain = loop {
-        if let Some(n) = server
-            .shown()
-            .into_iter()
-            .find(|n| n.summary.contains("rotate prod db creds"))
-        {
-            break n;
-        }
-        assert!(
-            shown_in.elapsed() < PATIENT,
-            "the second request was never notified"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let plain = server
+        .wait_for("the second request", 1, PATIENT, |n| {
+            n.summary.contains("rotate prod db creds")
+        })
+        .await;
     assert_eq!(
         plain.actions,
         vec!["default"],
@@ -1315,28 +1279,6 @@ async fn approve_pressed_on_a_notification_decides_the_request_once() {
 }
 
 /// A Molecule AI account `prod` on `url`, its token in the file store.
-fn seed_account(dir: &std::path::Path, url: &str) {
-    let store = countersign_store::Store::open(&dir.join("countersign.sqlite3")).unwrap();
-    let file = countersign_model::SecretStoreKind::File;
-    countersign_secrets::Secrets::new(dir)
-        .put(file, "prod", &countersign_model::Secret::new(TOKEN))
-        .unwrap();
-    store
-        .add_account(
-            &countersign_model::NewAccount {
-                name: "prod".into(),
-                platform: countersign_model::Platform::Molecule,
-                base_url: url.into(),
-                reviewer: "dana".into(),
-                secret_store: file,
-                settings: json!({}),
-            },
-            "prod",
-            chrono::Utc::now(),
-        )
-        .unwrap();
-}
-
 /// Runs the CLI on the app's data dir, as a user at a terminal would.
 fn cli(dir: &std::path::Path, args: &[&str]) {
     // Built beside this test binary (target/<profile>/deps/e2e-…).
@@ -1373,7 +1315,11 @@ async fn quiet_hours_hold_notifications_then_one_summary_and_urgent_ones_break_t
         (local - chrono::Duration::hours(1)).format("%H:%M"),
         (local + chrono::Duration::hours(1)).format("%H:%M")
     );
-    let app = Desktop::launch_with(|dir| seed_account(dir, &url), false).await;
+    let app = Desktop::launch_with(
+        |dir| harness::seed_molecule_account(dir, &url, TOKEN),
+        false,
+    )
+    .await;
     let dir = app.data.path().to_owned();
     // Quiet now, and (Molecule's requests expire in 10 minutes) urgent
     // ones wait too.
@@ -1405,10 +1351,9 @@ async fn quiet_hours_hold_notifications_then_one_summary_and_urgent_ones_break_t
 
     // Quiet hours end (turned off from the CLI, picked up within a second).
     cli(&dir, &["notifications", "quiet-hours", "off"]);
-    let ended = Instant::now();
-    while server.shown().is_empty() && ended.elapsed() < PATIENT {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_for("the end of quiet hours", 1, PATIENT, |_| true)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shown = server.shown();
     assert_eq!(shown.len(), 1, "one summary, not three: {shown:?}");
@@ -1427,23 +1372,12 @@ async fn quiet_hours_hold_notifications_then_one_summary_and_urgent_ones_break_t
     )
     .await;
     fake.create_approval(&ws, "rotate prod db creds", "expires soon");
-    let created = Instant::now();
-    while !server
-        .shown()
-        .iter()
-        .any(|n| n.summary.contains("rotate prod db creds"))
-        && created.elapsed() < PATIENT
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        server
-            .shown()
-            .iter()
-            .any(|n| n.summary.contains("rotate prod db creds")),
-        "a request due before the quiet hours end is notified anyway: {:?}",
-        server.shown()
-    );
+    // A request due before the quiet hours end is notified anyway.
+    server
+        .wait_for("the urgent request", 1, PATIENT, |n| {
+            n.summary.contains("rotate prod db creds")
+        })
+        .await;
     app.close().await;
 }
 
@@ -1454,25 +1388,21 @@ async fn a_snoozed_request_leaves_the_inbox_then_comes_back_and_notifies_again()
         .unwrap();
     let ws = fake.add_workspace("Release Manager", None);
     let url = fake.url();
-    let app = Desktop::launch_with(|dir| seed_account(dir, &url), false).await;
-    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
-    app.until(
-        "prod is connected",
-        "window.__TAURI__.core.invoke('accounts').then(a => a.some(x => x.state === 'connected'))",
-        PATIENT,
+    let app = Desktop::launch_with(
+        |dir| harness::seed_molecule_account(dir, &url, TOKEN),
+        false,
     )
     .await;
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    app.until_connected(PATIENT).await;
     fake.create_approval(&ws, "push tag v2.4.0", "release");
     app.count("the request shows", "request-row", 1).await;
-    let notified = |title: &str| {
-        server
-            .shown()
-            .iter()
-            .filter(|n| n.summary.contains(title))
-            .count()
-    };
     app.until("the detail", DETAIL_FOLLOWS, PATIENT).await;
-    assert_eq!(notified("push tag v2.4.0"), 1, "notified once on arrival");
+    assert_eq!(
+        server.count(|n| n.summary.contains("push tag v2.4.0")),
+        1,
+        "notified once on arrival"
+    );
 
     // `s` snoozes it for an hour: out of the inbox, counted in the tray.
     app.keys("s").await;
@@ -1495,15 +1425,125 @@ async fn a_snoozed_request_leaves_the_inbox_then_comes_back_and_notifies_again()
         .await;
     cli(app.data.path(), &["snooze", &id.to_string(), "2s"]);
     app.count("it is back in the inbox", "request-row", 1).await;
-    let back = Instant::now();
-    while notified("push tag v2.4.0") < 2 && back.elapsed() < PATIENT {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // A request back from a snooze is notified again.
+    server
+        .wait_for("the request back from its snooze", 2, PATIENT, |n| {
+            n.summary.contains("push tag v2.4.0")
+        })
+        .await;
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_buttons_only_where_a_plain_decision_fits_and_after_the_notification_server_restarts(
+) {
+    use countersign_fakes::langgraph::{payloads, Config as LgConfig, FakeLangGraph};
+    let fake = FakeMolecule::start(Config::with_admin_token(TOKEN))
+        .await
+        .unwrap();
+    let ws = fake.add_workspace("Release Manager", None);
+    let url = fake.url();
+    let graphs = FakeLangGraph::start(LgConfig::default()).await.unwrap();
+    // An interrupt that takes only a written answer.
+    graphs.interrupted(
+        "approvals",
+        vec![(
+            payloads::agent_inbox(
+                "send_email",
+                json!({"to": "board@example.com"}),
+                false,
+                false,
+                true,
+                false,
+            ),
+            None,
+        )],
+    );
+    let app = Desktop::launch_with(
+        |dir| {
+            harness::seed_molecule_account(dir, &url, TOKEN);
+            std::fs::write(
+                dir.join("notifications.json"),
+                r#"{"notify_actions": true}"#,
+            )
+            .unwrap();
+        },
+        false,
+    )
+    .await;
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    app.until_connected(PATIENT).await;
+
+    // Text that hides characters: open it and read it first.
+    fake.create_approval(&ws, "push tag v2.4.0\u{202E}lave", "release");
+    let hidden = server
+        .wait_for("the request hiding characters", 1, PATIENT, |n| {
+            n.summary.contains("push tag v2.4.0")
+        })
+        .await;
+    assert_eq!(
+        hidden.actions,
+        vec!["default"],
+        "a request whose text hides characters gets no decide buttons"
+    );
+    assert!(
+        hidden.summary.contains("⟨U+202E⟩") && !hidden.summary.contains('\u{202E}'),
+        "the notification shows the override as a marker, never obeys it: {:?}",
+        hidden.summary
+    );
+
+    // A request that needs a written answer.
+    app.keys("gs").await;
+    app.click("[data-testid=add-account]").await;
+    add_account(
+        &app,
+        "langgraph",
+        &[("name", "graphs"), ("url", graphs.url().as_str())],
+        None,
+        "the LangGraph account polls",
+        "t.startsWith('polling')",
+    )
+    .await;
+    let answer = server
+        .wait_for("the interrupt", 1, PATIENT, |n| {
+            n.summary.contains("send_email")
+        })
+        .await;
+    assert_eq!(
+        answer.actions,
+        vec!["default"],
+        "a request that takes a written answer cannot be decided by a button"
+    );
+
+    // The notification server restarts (a new process, a new bus name,
+    // its ids from 1 again): the app keeps showing and obeys the new one.
+    server.stop().await;
+    let server = notification_server::NotificationServer::start(&app.bus_address()).await;
+    let approval = fake.create_approval(&ws, "rotate prod db creds", "quarterly");
+    let plain = server
+        .wait_for("a request after the restart", 1, PATIENT, |n| {
+            n.summary.contains("rotate prod db creds")
+        })
+        .await;
+    assert_eq!(
+        plain.actions,
+        vec!["default", "approve", "deny"],
+        "a plain approval still gets its buttons from the restarted server"
+    );
+    server.press(plain.id, "approve").await;
+    let pressed = Instant::now();
+    while fake.received_decisions().is_empty() && pressed.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        notified("push tag v2.4.0"),
-        2,
-        "a request back from a snooze is notified again: {:?}",
-        server.shown()
+        fake.approval(&approval).unwrap().status,
+        "approved",
+        "the restarted server's press decided the request it was shown for"
+    );
+    assert_eq!(
+        fake.received_decisions().len(),
+        1,
+        "one press, one decision (the hidden request shown earlier under the same id stays undecided)"
     );
     app.close().await;
 }

@@ -105,6 +105,51 @@ impl NotificationServer {
         self.shown.lock().unwrap().clone()
     }
 
+    /// Stops serving, as a notification server that quits (or restarts)
+    /// does: its name goes back to the bus.
+    #[allow(dead_code)]
+    pub async fn stop(self) {
+        self.conn
+            .release_name("org.freedesktop.Notifications")
+            .await
+            .expect("the name was ours");
+    }
+
+    /// How many notifications so far satisfy `pred`.
+    pub fn count(&self, pred: impl Fn(&Shown) -> bool) -> usize {
+        self.shown
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| pred(n))
+            .count()
+    }
+
+    /// Waits until `n` notifications satisfy `pred` (failing the test,
+    /// saying `what` and what was shown, after `within`) and returns the
+    /// latest of them.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        n: usize,
+        within: std::time::Duration,
+        pred: impl Fn(&Shown) -> bool,
+    ) -> Shown {
+        let start = std::time::Instant::now();
+        loop {
+            let matching: Vec<Shown> = self.shown().into_iter().filter(|s| pred(s)).collect();
+            if matching.len() >= n {
+                return matching.into_iter().last().unwrap();
+            }
+            assert!(
+                start.elapsed() < within,
+                "{what}: never notified; shown: {:?}",
+                self.shown()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Presses button `key` of notification `id`.
     pub async fn press(&self, id: u32, key: &str) {
         let emitter = SignalEmitter::new(&self.conn, PATH).unwrap();
