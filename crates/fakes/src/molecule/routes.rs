@@ -362,9 +362,11 @@ async fn socket(
 /// parent and children (agent mode). Inbound frames are ignored; the server
 /// never pings; a full buffer silently drops messages.
 async fn serve_socket(s: AppState, mut socket: WebSocket, workspace: Option<String>) {
-    s.socket_opened();
+    // Subscribed before the socket counts as open: a test that sees it
+    // open and then kicks or emits must reach it.
     let mut hub = s.hub.subscribe();
     let mut kick = s.kick.subscribe();
+    s.socket_opened();
     let related = |ws: &str| -> bool {
         let Some(me) = &workspace else { return true };
         if me == ws {
