@@ -584,7 +584,10 @@ impl Connector for Clawith {
         let retry = decision.attempts > 1;
         // The ask still pending must be the one decided (see the crate
         // doc's "Identity"); otherwise nothing is sent.
-        let pending = self.approvals("pending").await?;
+        let pending = self
+            .approvals("pending")
+            .await
+            .map_err(ConnectorError::before_sending)?;
         let Some((_, now)) = pending.iter().find(|(r, _)| r.id == request.remote_id) else {
             return self.ended(request, verdict, retry).await;
         };
@@ -595,14 +598,20 @@ impl Connector for Clawith {
                 request.remote_id
             )));
         }
-        if retry {
-            // An earlier attempt may have reached Clawith and still be
-            // running the tool: never send twice before knowing.
-            let since = self.now() - decision.decided_at;
-            if decision.error.is_some() && since < ChronoDuration::seconds(TOOL_RUN_LIMIT) {
-                return Err(ConnectorError::Uncertain(
-                    "still pending on Clawith; an earlier attempt may still be running, so it is not sent again yet".into(),
-                ));
+        // An earlier attempt that was sent and got no answer may still be
+        // running the tool on Clawith: never send twice before knowing. One
+        // that never connected was never received, so nothing runs and it
+        // goes again now (the doc's "Connection refused is not maybe
+        // running").
+        if let Some(since) = decision.unsure_since.filter(|_| retry) {
+            let until = since + ChronoDuration::seconds(TOOL_RUN_LIMIT);
+            if self.now() < until {
+                return Err(ConnectorError::Uncertain(format!(
+                    "sent at {} with no answer and still pending on Clawith: the tool may still be running, \
+                     so it is not sent again before {} unless Clawith shows how it ended first",
+                    since.format("%H:%M:%S UTC"),
+                    until.format("%H:%M:%S UTC")
+                )));
             }
         }
         let url = format!(
@@ -622,11 +631,22 @@ impl Connector for Clawith {
             .await;
         let (status, body) = match sent {
             Ok(answer) => answer,
-            Err(ConnectorError::Unavailable(msg)) if msg.starts_with("timed out") => {
+            Err(ConnectorError::Uncertain(why)) => {
                 return Err(ConnectorError::Uncertain(format!(
-                    "Clawith did not answer within {} s (approving runs the tool, which may still be going); \
-                     Countersign reads the pending list to learn the outcome instead of sending again",
+                    "Clawith got the decision but gave no answer within {} s ({why}); approving runs the tool, \
+                     which may still be going, so Countersign reads the pending list to learn the outcome \
+                     instead of sending again",
                     timeout.as_secs()
+                )))
+            }
+            // A proxy in front of Clawith (nginx in its docker-compose) gave
+            // up waiting while the backend may still run the tool.
+            Err(ConnectorError::Unavailable(why))
+                if why.starts_with("HTTP 502") || why.starts_with("HTTP 504") =>
+            {
+                return Err(ConnectorError::Uncertain(format!(
+                    "the proxy in front of Clawith gave up waiting ({why}); the tool may still be running, \
+                     so Countersign reads the pending list to learn the outcome instead of sending again"
                 )))
             }
             Err(e) => return Err(e),

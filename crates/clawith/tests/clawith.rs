@@ -64,6 +64,8 @@ mod connector {
             next_attempt_at: None,
             confirmed_at: None,
             note: None,
+            // An earlier attempt given here is one that got no answer.
+            unsure_since: error.map(|_| Utc::now()),
         }
     }
 

@@ -31,17 +31,27 @@ pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// Maps a transport failure (refused, reset, timed out) to an error.
+/// Maps a transport failure to an error that says whether the request
+/// left. A failure to connect (refused, DNS, TLS, connect timeout) means
+/// the platform never received it: [`ConnectorError::Unavailable`], safe
+/// to send again. Anything after connecting (a timeout waiting for the
+/// answer, a reset, a body cut short) may come after the platform took the
+/// request: [`ConnectorError::Uncertain`], so a decision is not sent again
+/// before the platform's state says how it ended.
 pub fn transport(err: reqwest::Error) -> ConnectorError {
     // reqwest's Display includes the URL but never headers, so no token.
+    if err.is_connect() || err.is_builder() {
+        return ConnectorError::Unavailable(format!(
+            "not sent, could not connect: {}",
+            without_url(&err)
+        ));
+    }
     let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
+        "sent, but no answer in time"
     } else {
-        "connection failed"
+        "sent, but the connection failed before the answer"
     };
-    ConnectorError::Unavailable(format!("{what}: {}", without_url(&err)))
+    ConnectorError::Uncertain(format!("{what}: {}", without_url(&err)))
 }
 
 fn without_url(err: &reqwest::Error) -> String {

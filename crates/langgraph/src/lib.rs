@@ -500,7 +500,11 @@ impl LangGraph {
         let earlier: Option<String> = items.iter().find_map(|(_, d)| unfinished_run(d));
         // Re-check right before sending: resuming an interrupt that is no
         // longer pending "succeeds" and does nothing.
-        let state = self.state_of(&thread).await?.unwrap_or_default();
+        let state = self
+            .state_of(&thread)
+            .await
+            .map_err(ConnectorError::before_sending)?
+            .unwrap_or_default();
         let Some(live) = state.interrupt(&iid) else {
             return Ok(if earlier.is_some() {
                 Delivered::Confirmed
@@ -512,7 +516,8 @@ impl LangGraph {
         // decided, and the node asked again under the same id.
         let now = self
             .generations(&thread, &state, &[iid.as_str()])
-            .await?
+            .await
+            .map_err(ConnectorError::before_sending)?
             .remove(&iid);
         if now != generation {
             return Ok(match (&now, &earlier) {
