@@ -159,3 +159,48 @@ where
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_sent_and_a_silent_server_is_sent_unknown() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let http = reqwest::Client::new();
+        let err = http
+            .post(format!("http://{addr}/resolve"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(transport(err), ConnectorError::Unavailable(m) if m.starts_with("not sent")),
+            "nothing listens: the request never left, so sending again is safe"
+        );
+
+        // Reads the whole request, then never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let err = http
+            .post(format!("http://{addr}/resolve"))
+            .timeout(Duration::from_millis(300))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(transport(err), ConnectorError::Uncertain(m) if m.starts_with("sent")),
+            "the server got the request and said nothing: it may have applied it"
+        );
+        server.abort();
+    }
+}

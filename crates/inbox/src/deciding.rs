@@ -446,3 +446,59 @@ impl Inbox {
         next_step(d, &account.name, self.clock.now())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn queued(unsure: bool) -> Decision {
+        let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        Decision {
+            id: 1,
+            request_id: 1,
+            outcome: Outcome::Deny,
+            comment: None,
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: t,
+            delivery: Delivery::Queued,
+            error: Some(
+                "platform unavailable: not sent, could not connect: Connection refused".into(),
+            ),
+            attempts: 1,
+            next_attempt_at: Some(t + chrono::Duration::seconds(15)),
+            confirmed_at: None,
+            note: None,
+            unsure_since: unsure.then_some(t),
+        }
+    }
+
+    #[test]
+    fn the_next_step_says_whether_it_may_go_again_and_when() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let not_sent = next_step(&queued(false), "acme", now).unwrap();
+        assert!(
+            not_sent.contains("nothing reached acme")
+                && not_sent.contains("as soon as acme answers")
+                && not_sent.contains("in 15 s"),
+            "not sent: it goes again as soon as the platform answers: {not_sent}"
+        );
+        let unsure = next_step(&queued(true), "acme", now).unwrap();
+        assert!(
+            unsure.contains("may already be applied")
+                && unsure.contains("not sent again until acme shows how it ended"),
+            "sent without answer: checked before any re-send: {unsure}"
+        );
+        let done = Decision {
+            delivery: Delivery::Confirmed,
+            ..queued(false)
+        };
+        assert_eq!(
+            next_step(&done, "acme", now),
+            None,
+            "nothing left to happen"
+        );
+    }
+}
