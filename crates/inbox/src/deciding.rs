@@ -425,13 +425,13 @@ pub fn next_step(
         .unwrap_or_else(|| "now".into());
     Some(match (d.delivery, d.unsure_since) {
         (_, Some(_)) => format!(
-            "sent to {account}, but no answer came back ({why}). It may already be applied, so it \
+            "queued: it was sent to {account}, but no answer came back ({why}). It may already be applied, so it \
              is not sent again until {account} shows how it ended; the next check is {at}, while the \
              app or `countersign sync` runs"
         ),
         (Delivery::Sent, None) => format!("being sent to {account} right now"),
         _ => format!(
-            "not delivered yet: nothing reached {account} ({why}), so sending it again is safe. It \
+            "queued, not delivered yet: nothing reached {account} ({why}), so sending it again is safe. It \
              goes out as soon as {account} answers: within seconds while the app or `countersign sync` \
              runs (next try {at}), or with the next `countersign sync --once`"
         ),
