@@ -242,25 +242,48 @@ struct AddAccount {
     /// access token (`ss_pat_…`), instead of a password.
     #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
     token_env: Option<String>,
-    /// Clawith: the username, email or phone to log in with; SurfSense:
-    /// the email; OpenCode: the Basic auth user (default `opencode`).
-    #[arg(long)]
-    username: Option<String>,
-    /// Clawith: the company to sign in to, for users in several (id, slug or name).
-    #[arg(long)]
-    tenant: Option<String>,
+    #[command(flatten)]
+    platform_options: PlatformOptions,
     /// The name your decisions are recorded under (default: $USER).
     #[arg(long)]
     reviewer: Option<String>,
     /// Where the secret is kept.
     #[arg(long, value_enum, default_value_t = SecretStoreArg::Keychain)]
     secret_store: SecretStoreArg,
+}
+
+/// The per-platform settings `account add` and `account edit` take.
+#[derive(clap::Args)]
+struct PlatformOptions {
+    /// Clawith: the username, email or phone to log in with; SurfSense:
+    /// the email; OpenCode: the Basic auth user (default `opencode`).
+    #[arg(long)]
+    username: Option<String>,
+    /// Clawith: the company to sign in to (id, slug or name). The account
+    /// is bound to that company's id at its first login.
+    #[arg(long)]
+    tenant: Option<String>,
     /// Molecule: Origin for the WebSocket when the server sets CORS_ORIGINS.
     #[arg(long)]
     ws_origin: Option<String>,
     /// Molecule SaaS: the tenant's org id.
     #[arg(long)]
     org_id: Option<String>,
+}
+
+impl PlatformOptions {
+    /// The options given, as account settings.
+    fn settings(self) -> serde_json::Map<String, serde_json::Value> {
+        [
+            ("ws_origin", self.ws_origin),
+            ("org_id", self.org_id),
+            ("login", self.username),
+            ("tenant", self.tenant),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.into())))
+        .collect()
+    }
 }
 
 /// `account edit`'s arguments: `add`'s, all optional.
@@ -284,26 +307,14 @@ struct EditAccount {
     /// SurfSense: the environment variable holding a new personal access token.
     #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
     token_env: Option<String>,
-    /// Clawith: the username, email or phone; SurfSense: the email;
-    /// OpenCode: the Basic auth user.
-    #[arg(long)]
-    username: Option<String>,
-    /// Clawith: the company (id, slug or name). The account is bound to it
-    /// again at the next login.
-    #[arg(long)]
-    tenant: Option<String>,
+    #[command(flatten)]
+    platform_options: PlatformOptions,
     /// The name your decisions are recorded under.
     #[arg(long)]
     reviewer: Option<String>,
     /// Where the secret is kept; it moves there.
     #[arg(long, value_enum)]
     secret_store: Option<SecretStoreArg>,
-    /// Molecule: Origin for the WebSocket.
-    #[arg(long)]
-    ws_origin: Option<String>,
-    /// Molecule SaaS: the tenant's org id.
-    #[arg(long)]
-    org_id: Option<String>,
 }
 
 /// The secret named by `--secret-env`/`--token-env`, read from the environment.
@@ -790,37 +801,12 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
                 event_log,
                 secret_env,
                 token_env,
-                username,
-                tenant,
+                platform_options,
                 reviewer,
                 secret_store,
-                ws_origin,
-                org_id,
             } = *add;
-            let secret = match secret_env.or(token_env) {
-                Some(var) => match std::env::var(&var) {
-                    Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                    _ => {
-                        return Err(
-                            format!("the environment variable {var} is not set or empty").into(),
-                        )
-                    }
-                },
-                None => None,
-            };
-            let mut settings = serde_json::Map::new();
-            if let Some(o) = ws_origin {
-                settings.insert("ws_origin".into(), o.into());
-            }
-            if let Some(o) = org_id {
-                settings.insert("org_id".into(), o.into());
-            }
-            if let Some(u) = username {
-                settings.insert("login".into(), u.into());
-            }
-            if let Some(t) = tenant {
-                settings.insert("tenant".into(), t.into());
-            }
+            let secret = secret_from_env(secret_env.or(token_env))?;
+            let settings = platform_options.settings();
             let store = match secret_store {
                 SecretStoreArg::Keychain => SecretStoreKind::Keychain,
                 SecretStoreArg::File => SecretStoreKind::File,
@@ -862,25 +848,12 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
                 event_log,
                 secret_env,
                 token_env,
-                username,
-                tenant,
+                platform_options,
                 reviewer,
                 secret_store,
-                ws_origin,
-                org_id,
             } = *edit;
             let secret = secret_from_env(secret_env.or(token_env))?;
-            let mut settings = serde_json::Map::new();
-            for (key, value) in [
-                ("ws_origin", ws_origin),
-                ("org_id", org_id),
-                ("login", username),
-                ("tenant", tenant),
-            ] {
-                if let Some(v) = value {
-                    settings.insert(key.into(), v.into());
-                }
-            }
+            let settings = platform_options.settings();
             let store = secret_store.map(|s| match s {
                 SecretStoreArg::Keychain => SecretStoreKind::Keychain,
                 SecretStoreArg::File => SecretStoreKind::File,

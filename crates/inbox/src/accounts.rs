@@ -429,6 +429,61 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_keeps_the_company_binding_only_while_server_login_and_company_stay() {
+        let account = Account {
+            id: 1,
+            name: "acme".into(),
+            platform: Platform::Clawith,
+            base_url: "http://127.0.0.1:1".into(),
+            reviewer: "dana".into(),
+            secret_store: SecretStoreKind::File,
+            secret_ref: "r".into(),
+            settings: serde_json::json!({"login": "dana@globex.com", "tenant": "Globex",
+                                         "tenant_id": "c2d3e4f5-0000-4000-8000-000000000001"}),
+            created_at: chrono::Utc::now(),
+        };
+        let edited = |url: &str, settings: Value| {
+            let mut s = settings;
+            keep_company_binding(&account, url, &mut s);
+            s.get("tenant_id").cloned()
+        };
+        let url = "http://127.0.0.1:1";
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "dana@globex.com", "tenant": "globex", "poll_secs": 9})
+            ),
+            Some(serde_json::json!("c2d3e4f5-0000-4000-8000-000000000001")),
+            "the app's form sends no tenant_id; an edit of something else keeps the binding"
+        );
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "dana@globex.com", "tenant": "Initech",
+                                           "tenant_id": "c2d3e4f5-0000-4000-8000-000000000001"})
+            ),
+            None,
+            "another company is bound at the next login, whatever the form echoed back"
+        );
+        assert_eq!(
+            edited(
+                "http://127.0.0.1:2",
+                serde_json::json!({"login": "dana@globex.com", "tenant": "Globex"})
+            ),
+            None,
+            "another server has other company ids"
+        );
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "eli@globex.com", "tenant": "Globex"})
+            ),
+            None,
+            "another login binds again"
+        );
+    }
+
+    #[test]
     fn names_are_printable_and_bounded() {
         assert!(validate_name(" prod ").is_ok());
         assert!(validate_name("").is_err());

@@ -166,27 +166,37 @@ fn token_response(s: &Shared, user: &User) -> Value {
            "needs_company_setup": user.tenant_id.is_empty(), "tenant_name": null})
 }
 
+/// A registration body checked as pydantic and `email-validator` check
+/// it: the body, username, email and password, or the 422 to send.
+fn registration(body: &[u8]) -> Result<(Value, String, String, String), Response> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (username, email, password) = (text("username"), text("email"), text("password"));
+    if !deliverable_email(&email) {
+        return Err(invalid_field(
+            "email",
+            "value_error",
+            &format!("value is not a valid email address: {email} cannot be used with email"),
+        ));
+    }
+    if !(6..=128).contains(&password.chars().count()) {
+        return Err(invalid_field(
+            "password",
+            "string_too_short",
+            "String should have at least 6 characters",
+        ));
+    }
+    Ok((body, username, email, password))
+}
+
 /// `POST /api/auth/register/init`: a new identity without a company.
 /// Everyone after the seeded first user starts inactive (`is_active:
 /// false`), and stays so after joining when no mail server is set up.
 async fn register_init(State(s): State<AppState>, body: Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let (username, email, password) = (text("username"), text("email"), text("password"));
-    if !deliverable_email(&email) {
-        return invalid_field(
-            "email",
-            "value_error",
-            &format!("value is not a valid email address: {email} cannot be used with email"),
-        );
-    }
-    if !(6..=128).contains(&password.chars().count()) {
-        return invalid_field(
-            "password",
-            "string_too_short",
-            "String should have at least 6 characters",
-        );
-    }
+    let (body, username, email, password) = match registration(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let user = {
         let mut d = s.data();
         if d.users
@@ -230,19 +240,17 @@ async fn register_init(State(s): State<AppState>, body: Bytes) -> Response {
 
 /// `POST /api/auth/register` with an invitation code: an active member.
 async fn register(State(s): State<AppState>, body: Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-    let (username, email, password) = (text("username"), text("email"), text("password"));
-    if !deliverable_email(&email) {
-        return invalid_field(
-            "email",
-            "value_error",
-            &format!("value is not a valid email address: {email} cannot be used with email"),
-        );
-    }
+    let (body, username, email, password) = match registration(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     let user = {
         let mut d = s.data();
-        let code = text("invitation_code");
+        let code = body
+            .get("invitation_code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let Some(ic) = d
             .invitation_codes
             .iter_mut()
