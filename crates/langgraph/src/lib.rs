@@ -497,7 +497,11 @@ impl LangGraph {
         }
         let resolved = || Delivered::ResolvedElsewhere(resolved_elsewhere(&first.remote_id));
         // Our own earlier attempt, if its run did not finish in time.
-        let earlier: Option<String> = items.iter().find_map(|(_, d)| unfinished_run(d));
+        // An earlier attempt that may have landed: one whose run had not
+        // finished, or one sent with no answer at all (run unknown).
+        let earlier: Option<String> = items
+            .iter()
+            .find_map(|(_, d)| unfinished_run(d).or_else(|| d.unsure_since.map(|_| String::new())));
         // Re-check right before sending: resuming an interrupt that is no
         // longer pending "succeeds" and does nothing.
         let state = self
