@@ -126,6 +126,9 @@ pub struct DecideResult {
     /// What the platform did instead, when it took the decision but did
     /// not do what it says.
     pub note: Option<String>,
+    /// For a decision not delivered yet: what happens next and when
+    /// (the same sentence the CLI prints).
+    pub next_step: Option<String>,
 }
 
 /// The account form. `id` edits an existing account; `secret` left empty
@@ -201,6 +204,7 @@ pub async fn decide(
                 Ok(d) => DecideResult {
                     id,
                     delivery: Some(d.delivery),
+                    next_step: inbox.next_step(&d),
                     error: d.error,
                     note: d.note,
                 },
@@ -209,6 +213,7 @@ pub async fn decide(
                     delivery: None,
                     error: Some(IpcError::from(e).message),
                     note: None,
+                    next_step: None,
                 },
             }
         }

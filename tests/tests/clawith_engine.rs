@@ -159,3 +159,65 @@ async fn a_slow_approval_is_sent_once_and_confirmed_from_the_pending_list() {
         "approved"
     );
 }
+
+#[tokio::test]
+async fn a_decision_queued_while_clawith_refuses_connections_lands_within_one_backoff_step_of_its_return(
+) {
+    let (_dir, inbox, fake, acc) = setup(Config::default(), json!({"poll_secs": 1})).await;
+    inbox.sync_once().await.unwrap();
+    let legacy = inbox
+        .pending(&Default::default())
+        .unwrap()
+        .into_iter()
+        .find(|r| r.remote_id == fake.seed.approvals[0])
+        .unwrap();
+    fake.stop().await;
+    let d = inbox
+        .decide(DecisionInput {
+            request_id: legacy.id,
+            outcome: Outcome::Deny,
+            comment: None,
+            edited_arguments: None,
+            response: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.delivery, Delivery::Queued, "Clawith is down: queued");
+    assert_eq!(
+        d.unsure_since, None,
+        "a refused connection is 'not sent': nothing can be running on Clawith"
+    );
+    let running = inbox.run().await.unwrap();
+    let state = || inbox.store().health(acc).unwrap().map(|h| h.state);
+    until("backing off", || {
+        state() == Some(ConnectionState::BackingOff)
+    })
+    .await;
+    // Let the engine fail a few more times while Clawith is away.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    fake.restart().await.unwrap();
+    let back = tokio::time::Instant::now();
+    until("delivered", || {
+        inbox.store().decision(d.id).unwrap().delivery == Delivery::Confirmed
+    })
+    .await;
+    let took = back.elapsed();
+    // One step: the longest backoff (400 ms) or the waiting check (200 ms),
+    // plus the calls themselves; the old rule waited 600 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "delivered {took:?} after Clawith came back, within one backoff step"
+    );
+    let sent = fake.received_resolves();
+    assert_eq!(
+        sent.len(),
+        1,
+        "the fake's log shows exactly one resolve: {sent:?}"
+    );
+    assert_eq!(sent[0].status, 200);
+    assert_eq!(
+        fake.approval(&fake.seed.approvals[0]).unwrap().status,
+        "rejected"
+    );
+    running.stop().await;
+}

@@ -356,7 +356,7 @@ async function decide(ids: number[], input: DecideInput): Promise<void> {
     const noted = results.filter((r) => r.delivery === "confirmed" && r.note);
     if (done) toast(`${verb} ${done === 1 ? "the request" : `${done} requests`}: delivered`);
     for (const n of noted) toast(`Request ${n.id}: ${n.note}`, "error");
-    if (queued.length) toast(`${verb}, but not delivered yet (${queued[0]?.error ?? "platform unreachable"}). Countersign will retry.`, "warn");
+    if (queued.length) toast(`${verb}, but ${queued[0]?.next_step ?? `not delivered yet (${queued[0]?.error ?? "platform unreachable"})`}.`, "warn");
     for (const f of failed) toast(`Request ${f.id}: ${f.error ?? "refused"}`, "error");
   } catch (e) {
     toast(errorText(e), "error");

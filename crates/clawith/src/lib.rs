@@ -9,6 +9,21 @@
 //! in again shortly before `exp` and once after any 401. A user in several
 //! companies picks one with the account's `tenant` setting.
 //!
+//! **Company binding.** The first successful login resolves the chosen
+//! company (id, slug or name; or the user's only company) to its id, checks
+//! it is the one asked for, and keeps it ([`Settings::tenant_id`], written
+//! back through [`Clawith::on_company_bound`]). Every later login asks for
+//! that id and must land in it: after the company is deleted, Clawith logs
+//! its member straight into their other company, and syncing that would
+//! show another company's approvals. Such a login fails with
+//! [`ConnectorError::Auth`] instead, so nothing from the other company is
+//! read.
+//!
+//! **Resolver names.** `resolved_by` is a user id; `GET /api/org/users`
+//! (any signed-in user, the active users of the caller's company) names
+//! it. The list is read at most every [`NAMES_TTL`] seconds, when an id
+//! not in it turns up; an id it does not name is shown as the id.
+//!
 //! Resolving may run the approved tool inside the HTTP request, so it gets
 //! a long timeout and is never retried blindly: after a timeout the
 //! connector waits for the pending list to tell what happened.
@@ -69,6 +84,10 @@ pub struct Settings {
     pub login: String,
     /// The company to sign in to, for users in several: id, slug or name.
     pub tenant: Option<String>,
+    /// The company's id, learned at the first successful login and kept:
+    /// every later login must land in it. Reset when the account's URL,
+    /// login or company changes.
+    pub tenant_id: Option<String>,
     /// How often to poll while running (Clawith's own UI: 15–30 s).
     pub poll_secs: u64,
     /// How long a resolve may take: approving runs the tool in the request.
@@ -80,6 +99,7 @@ impl Default for Settings {
         Self {
             login: String::new(),
             tenant: None,
+            tenant_id: None,
             poll_secs: 5,
             resolve_timeout_secs: 180,
         }
@@ -108,6 +128,17 @@ struct Session {
     role: String,
 }
 
+/// Called with the company id an account is bound to, once, at the first
+/// successful login (the caller keeps it with the account).
+pub type CompanyBound = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Resolver names from `GET /api/org/users`, and when they were read.
+#[derive(Default)]
+struct Names {
+    by_id: HashMap<String, String>,
+    read_at: Option<DateTime<Utc>>,
+}
+
 /// A Clawith platform, for one account.
 pub struct Clawith {
     cfg: ClawithConfig,
@@ -116,7 +147,14 @@ pub struct Clawith {
     session: tokio::sync::Mutex<Option<Session>>,
     /// Agent id → (name, creator id).
     agents: Mutex<HashMap<String, (String, String)>>,
+    /// The company this account is bound to (see the crate doc).
+    bound: Mutex<Option<String>>,
+    on_bound: Option<CompanyBound>,
+    names: tokio::sync::Mutex<Names>,
 }
+
+/// How long the list of the company's users is trusted, in seconds.
+pub const NAMES_TTL: i64 = 3600;
 
 /// Log in again this long before the token's `exp`.
 const RENEW_BEFORE: i64 = 300;
@@ -145,12 +183,43 @@ fn is_uuid(s: &str) -> bool {
 impl Clawith {
     pub fn new(cfg: ClawithConfig) -> Self {
         let base = cfg.base_url.trim_end_matches('/').to_owned();
+        let bound = cfg.settings.tenant_id.clone().filter(|t| is_uuid(t));
         Self {
             cfg,
             base,
             session: tokio::sync::Mutex::new(None),
             agents: Mutex::new(HashMap::new()),
+            bound: Mutex::new(bound),
+            on_bound: None,
+            names: tokio::sync::Mutex::new(Names::default()),
         }
+    }
+
+    /// Tells `f` the company id when the account is bound to it at the
+    /// first successful login, so the caller can keep it.
+    pub fn on_company_bound(mut self, f: CompanyBound) -> Self {
+        self.on_bound = Some(f);
+        self
+    }
+
+    /// The company this account is bound to, once known.
+    pub fn bound_company(&self) -> Option<String> {
+        self.bound.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The refusal for a login that did not land in the bound company.
+    fn company_gone(&self) -> ConnectorError {
+        let name = self
+            .cfg
+            .settings
+            .tenant
+            .clone()
+            .or_else(|| self.bound_company())
+            .unwrap_or_default();
+        ConnectorError::Auth(format!(
+            "company {name} no longer exists or you are no longer a member; Countersign signs this \
+             account in to no other company (set another with `countersign account edit --tenant`)"
+        ))
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -180,23 +249,85 @@ impl Clawith {
             self.cfg.password.as_ref().ok_or_else(|| {
                 ConnectorError::Auth("no password stored for this account".into())
             })?;
-        let tenant = self.cfg.settings.tenant.as_deref().filter(|t| is_uuid(t));
-        let first = self.login_as(password, tenant).await?;
-        if first
+        let bound = self.bound_company();
+        let wanted = self.cfg.settings.tenant.as_deref().map(str::trim);
+        let ask = bound
+            .clone()
+            .or_else(|| wanted.filter(|t| is_uuid(t)).map(str::to_lowercase));
+        let first = match self.login_as(password, ask.as_deref()).await {
+            Err(ConnectorError::Auth(why))
+                if ask.is_some()
+                    && why.contains("does not belong to the selected organization") =>
+            {
+                return Err(self.company_gone())
+            }
+            other => other?,
+        };
+        let (answer, picked) = if first
             .get("requires_tenant_selection")
             .and_then(Value::as_bool)
-            != Some(true)
+            == Some(true)
         {
-            return self.session_from(&first);
+            let id = self.pick_tenant(&first, bound.as_deref(), wanted)?;
+            (self.login_as(password, Some(&id)).await?, true)
+        } else {
+            (first, false)
+        };
+        let session = self.session_from(&answer)?;
+        let landed = answer
+            .pointer("/user/tenant_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
+        if let Some(b) = bound {
+            if landed != b {
+                tracing::warn!("clawith: login landed in company {landed}, not the account's {b}");
+                return Err(self.company_gone());
+            }
+            return Ok(session);
         }
-        let tenants: Vec<&Value> = first
+        // The first successful login: is this the company asked for?
+        if let Some(w) = wanted.filter(|_| !picked) {
+            let matches = if is_uuid(w) {
+                landed == w.to_lowercase()
+            } else {
+                self.company_is(&session, w).await
+            };
+            if !matches {
+                return Err(self.company_gone());
+            }
+        }
+        if is_uuid(&landed) {
+            *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = Some(landed.clone());
+            if let Some(f) = &self.on_bound {
+                f(&landed);
+            }
+        }
+        Ok(session)
+    }
+
+    /// The company to log in to from a `requires_tenant_selection` answer:
+    /// the bound one, else the one named by the settings, else the only one.
+    fn pick_tenant(
+        &self,
+        answer: &Value,
+        bound: Option<&str>,
+        wanted: Option<&str>,
+    ) -> Result<String, ConnectorError> {
+        let tenants: Vec<&Value> = answer
             .get("tenants")
             .and_then(Value::as_array)
             .map(|t| t.iter().collect())
             .unwrap_or_default();
         let field = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let wanted = self.cfg.settings.tenant.as_deref().map(str::to_lowercase);
-        let chosen = match &wanted {
+        if let Some(b) = bound {
+            return tenants
+                .iter()
+                .find(|t| field(t, "tenant_id").to_lowercase() == b)
+                .map(|t| field(t, "tenant_id"))
+                .ok_or_else(|| self.company_gone());
+        }
+        let chosen = match wanted.map(str::to_lowercase) {
             Some(w) => tenants.iter().find(|t| {
                 [
                     field(t, "tenant_id"),
@@ -204,25 +335,56 @@ impl Clawith {
                     field(t, "tenant_name"),
                 ]
                 .iter()
-                .any(|v| v.to_lowercase() == *w)
+                .any(|v| v.to_lowercase() == w)
             }),
             None if tenants.len() == 1 => tenants.first(),
             None => None,
         };
-        let Some(chosen) = chosen else {
-            let names: Vec<String> = tenants
-                .iter()
-                .map(|t| format!("{} ({})", field(t, "tenant_name"), field(t, "tenant_slug")))
-                .collect();
-            return Err(ConnectorError::Auth(format!(
-                "this user belongs to several companies; set the account's tenant to one of: {}",
-                names.join(", ")
-            )));
+        if let Some(chosen) = chosen {
+            return Ok(field(chosen, "tenant_id"));
+        }
+        if wanted.is_some() {
+            return Err(self.company_gone());
+        }
+        let names: Vec<String> = tenants
+            .iter()
+            .map(|t| format!("{} ({})", field(t, "tenant_name"), field(t, "tenant_slug")))
+            .collect();
+        Err(ConnectorError::Auth(format!(
+            "this user belongs to several companies; set the account's tenant to one of: {}",
+            names.join(", ")
+        )))
+    }
+
+    /// Whether the company a plain login landed in has this name or slug
+    /// (`GET /api/tenants/me`). A server that cannot tell is believed: the
+    /// binding then still guards every later login.
+    async fn company_is(&self, session: &Session, wanted: &str) -> bool {
+        let url = format!("{}/api/tenants/me", self.base);
+        let answer = self
+            .cfg
+            .http
+            .get(&url)
+            .bearer_auth(session.token.expose())
+            .send()
+            .await;
+        let me: Option<Value> = match answer {
+            Ok(r) if r.status().is_success() => http::body(r)
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            _ => None,
         };
-        let second = self
-            .login_as(password, Some(&field(chosen, "tenant_id")))
-            .await?;
-        self.session_from(&second)
+        let Some(me) = me else {
+            tracing::info!("clawith: could not read the company's name; trusting the login");
+            return true;
+        };
+        let w = wanted.to_lowercase();
+        ["name", "slug"].iter().any(|k| {
+            me.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.to_lowercase() == w)
+        })
     }
 
     async fn login_as(
@@ -428,6 +590,52 @@ impl Clawith {
         out
     }
 
+    /// The name of a user of this company, from `GET /api/org/users`: the
+    /// cached list, read again only when it is older than [`NAMES_TTL`]
+    /// and does not know the id.
+    async fn name_of(&self, user_id: &str) -> Option<String> {
+        let mut names = self.names.lock().await;
+        let stale = names
+            .read_at
+            .is_none_or(|at| self.now() - at > ChronoDuration::seconds(NAMES_TTL));
+        if !names.by_id.contains_key(user_id) && stale {
+            names.read_at = Some(self.now());
+            match self.get("/api/org/users").await {
+                Ok(body) => {
+                    let list: Vec<Value> = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| match v {
+                            Value::Array(a) => Some(a),
+                            Value::Object(mut o) => ["users", "items"]
+                                .iter()
+                                .find_map(|k| o.remove(*k))
+                                .and_then(|v| v.as_array().cloned()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    names.by_id.clear();
+                    for u in list {
+                        let text = |k: &str| {
+                            u.get(k)
+                                .and_then(Value::as_str)
+                                .map(str::trim)
+                                .filter(|v| !v.is_empty())
+                                .map(str::to_owned)
+                        };
+                        let name = text("display_name")
+                            .or_else(|| text("username"))
+                            .or_else(|| text("email"));
+                        if let (Some(id), Some(name)) = (text("id"), name) {
+                            names.by_id.insert(id.to_lowercase(), name);
+                        }
+                    }
+                }
+                Err(e) => tracing::info!("clawith: could not read the company's users: {e}"),
+            }
+        }
+        names.by_id.get(&user_id.to_lowercase()).cloned()
+    }
+
     /// How `ids` ended, from the approved and rejected lists.
     async fn outcomes(&self, ids: &[&str]) -> Result<Vec<Resolution>, ConnectorError> {
         let me = self.session(false).await?.user_id;
@@ -439,26 +647,33 @@ impl Clawith {
                 }
             }
         }
-        Ok(ids
-            .iter()
-            .map(|id| match found.get(*id) {
-                Some(row) => Resolution {
-                    remote_id: row.id.clone(),
-                    status: Status::ResolvedElsewhere,
-                    outcome: Some(row.status.clone()),
-                    // Our own user id is shown (and matched) as our reviewer name.
-                    decided_by: row.resolved_by.as_ref().map(|by| {
-                        if *by == me {
-                            self.cfg.reviewer.clone()
-                        } else {
-                            format!("user {by}")
-                        }
-                    }),
-                    decided_at: row.resolved_at,
-                },
-                None => resolved_elsewhere(id),
-            })
-            .collect())
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(row) = found.get(*id) else {
+                out.push(resolved_elsewhere(id));
+                continue;
+            };
+            // Our own user id is shown (and matched) as our reviewer name; a
+            // colleague by name where Clawith tells it, else by id. A
+            // colleague's name never poses as ours.
+            let decided_by = match row.resolved_by.as_deref() {
+                None => None,
+                Some(by) if by == me => Some(self.cfg.reviewer.clone()),
+                Some(by) => Some(match self.name_of(by).await {
+                    Some(name) if name != self.cfg.reviewer => name,
+                    Some(name) => format!("{name} (user {by})"),
+                    None => format!("user {by}"),
+                }),
+            };
+            out.push(Resolution {
+                remote_id: row.id.clone(),
+                status: Status::ResolvedElsewhere,
+                outcome: Some(row.status.clone()),
+                decided_by,
+                decided_at: row.resolved_at,
+            });
+        }
+        Ok(out)
     }
 
     /// How an approval that is no longer pending ended. With `retry`, an
@@ -584,7 +799,10 @@ impl Connector for Clawith {
         let retry = decision.attempts > 1;
         // The ask still pending must be the one decided (see the crate
         // doc's "Identity"); otherwise nothing is sent.
-        let pending = self.approvals("pending").await?;
+        let pending = self
+            .approvals("pending")
+            .await
+            .map_err(ConnectorError::before_sending)?;
         let Some((_, now)) = pending.iter().find(|(r, _)| r.id == request.remote_id) else {
             return self.ended(request, verdict, retry).await;
         };
@@ -595,14 +813,20 @@ impl Connector for Clawith {
                 request.remote_id
             )));
         }
-        if retry {
-            // An earlier attempt may have reached Clawith and still be
-            // running the tool: never send twice before knowing.
-            let since = self.now() - decision.decided_at;
-            if decision.error.is_some() && since < ChronoDuration::seconds(TOOL_RUN_LIMIT) {
-                return Err(ConnectorError::Uncertain(
-                    "still pending on Clawith; an earlier attempt may still be running, so it is not sent again yet".into(),
-                ));
+        // An earlier attempt that was sent and got no answer may still be
+        // running the tool on Clawith: never send twice before knowing. One
+        // that never connected was never received, so nothing runs and it
+        // goes again now (the doc's "Connection refused is not maybe
+        // running").
+        if let Some(since) = decision.unsure_since.filter(|_| retry) {
+            let until = since + ChronoDuration::seconds(TOOL_RUN_LIMIT);
+            if self.now() < until {
+                return Err(ConnectorError::Uncertain(format!(
+                    "sent at {} with no answer and still pending on Clawith: the tool may still be running, \
+                     so it is not sent again before {} unless Clawith shows how it ended first",
+                    since.format("%H:%M:%S UTC"),
+                    until.format("%H:%M:%S UTC")
+                )));
             }
         }
         let url = format!(
@@ -622,11 +846,22 @@ impl Connector for Clawith {
             .await;
         let (status, body) = match sent {
             Ok(answer) => answer,
-            Err(ConnectorError::Unavailable(msg)) if msg.starts_with("timed out") => {
+            Err(ConnectorError::Uncertain(why)) => {
                 return Err(ConnectorError::Uncertain(format!(
-                    "Clawith did not answer within {} s (approving runs the tool, which may still be going); \
-                     Countersign reads the pending list to learn the outcome instead of sending again",
+                    "Clawith got the decision but gave no answer within {} s ({why}); approving runs the tool, \
+                     which may still be going, so Countersign reads the pending list to learn the outcome \
+                     instead of sending again",
                     timeout.as_secs()
+                )))
+            }
+            // A proxy in front of Clawith (nginx in its docker-compose) gave
+            // up waiting while the backend may still run the tool.
+            Err(ConnectorError::Unavailable(why))
+                if why.starts_with("HTTP 502") || why.starts_with("HTTP 504") =>
+            {
+                return Err(ConnectorError::Uncertain(format!(
+                    "the proxy in front of Clawith gave up waiting ({why}); the tool may still be running, \
+                     so Countersign reads the pending list to learn the outcome instead of sending again"
                 )))
             }
             Err(e) => return Err(e),

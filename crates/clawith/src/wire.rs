@@ -151,7 +151,11 @@ pub fn request(row: &ApprovalRow, base: &str, raw: Value) -> ObservedRequest {
         deadline: None,
         allowed_decisions: vec![AllowedDecision::Approve, AllowedDecision::Deny],
         link: Some(format!("{base}/agents/{}#approvals", row.agent_id)),
-        extra: Default::default(),
+        // `ApprovalAction` has only `action` (the doc's "Comments").
+        extra: countersign_model::RequestExtra {
+            comment_not_sent: true,
+            ..Default::default()
+        },
         raw,
     }
 }

@@ -64,6 +64,8 @@ mod connector {
             next_attempt_at: None,
             confirmed_at: None,
             note: None,
+            // An earlier attempt given here is one that got no answer.
+            unsure_since: error.map(|_| Utc::now()),
         }
     }
 
@@ -299,7 +301,11 @@ mod connector {
             panic!("an approval no longer pending is not a failure to retry");
         };
         assert_eq!(res.outcome.as_deref(), Some("rejected"));
-        assert_eq!(res.decided_by, Some(format!("user {}", fake.seed.eli_id)));
+        assert_eq!(
+            res.decided_by.as_deref(),
+            Some("Eli Navarro"),
+            "issue 19: the resolver is named as GET /api/org/users names them, not by id"
+        );
         assert!(
             fake.received_resolves().is_empty(),
             "the pending list showed it decided, so no resolve was sent"
@@ -554,6 +560,151 @@ mod connector {
         fake.set_main_head(true);
         let err = dana(&fake.url()).reconcile().await.unwrap_err();
         assert!(err.is_transient(), "a 500 is retried with backoff: {err}");
+    }
+
+    #[tokio::test]
+    async fn a_resolve_refused_at_connect_time_is_not_sent_and_goes_again_at_once() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let a = fake.seed.approvals[0].clone();
+        let request = request_for(&c, &a).await;
+        fake.stop().await;
+        let first = c
+            .deliver(&request, &decision(Outcome::Deny, 1, None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&first, ConnectorError::Unavailable(m) if m.starts_with("not sent")),
+            "connection refused means Clawith never got it, so it is 'not sent', not uncertain: {first}"
+        );
+        fake.restart().await.unwrap();
+        let retry = Decision {
+            // The engine records no unsure time for a failure that never left.
+            unsure_since: None,
+            ..decision(Outcome::Deny, 2, Some(&first.to_string()))
+        };
+        assert_eq!(
+            c.deliver(&request, &retry).await.unwrap(),
+            Delivered::Confirmed,
+            "no tool can be running for a request never received: no ten-minute wait"
+        );
+        assert_eq!(
+            fake.received_resolves().len(),
+            1,
+            "the fake's log shows exactly one resolve"
+        );
+        assert_eq!(fake.approval(&a).unwrap().status, "rejected");
+    }
+
+    fn bound_to(
+        url: &str,
+        tenant: Option<&str>,
+        tenant_id: Option<String>,
+    ) -> (Clawith, Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let c = connector_with(
+            url,
+            "dana@example.org",
+            "hunter22",
+            Settings {
+                tenant: tenant.map(str::to_owned),
+                tenant_id,
+                ..Settings::default()
+            },
+            Arc::new(SystemClock),
+        )
+        .on_company_bound(Arc::new(move |id: &str| {
+            kept.lock().unwrap().push(id.to_owned())
+        }));
+        (c, seen)
+    }
+
+    #[tokio::test]
+    async fn an_account_stays_in_its_company_after_that_company_is_deleted() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let (globex, slug) = fake.create_company("Globex");
+        let record = fake.add_to_company(&fake.seed.dana_id, &globex, "org_admin");
+        let agent = fake.add_agent("Ledger", &record.id, &globex);
+        let ours = fake
+            .autonomy(&agent, "delete_files", "L3", json!({"tool": "delete_file"}))
+            .unwrap();
+        let (c, seen) = bound_to(&fake.url(), Some("Globex"), None);
+        let snap = c.reconcile().await.unwrap();
+        assert_eq!(
+            snap.pending
+                .iter()
+                .map(|r| r.remote_id.as_str())
+                .collect::<Vec<_>>(),
+            vec![ours.as_str()],
+            "only Globex's approval, none of the Default company's"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![globex.clone()],
+            "the name given at setup is resolved to the company id once and handed back to keep"
+        );
+        assert!(slug.starts_with("globex-"), "a slug is never just the name");
+        fake.delete_company(&globex);
+        fake.expire_tokens();
+        let err = c.reconcile().await.unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Auth(m)
+                if m.contains("company Globex no longer exists or you are no longer a member")),
+            "Clawith now logs dana into her other company; the account must refuse it: {err}"
+        );
+        let (later, seen) = bound_to(&fake.url(), Some("Globex"), Some(globex.clone()));
+        let err = later.reconcile().await.unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Auth(m) if m.contains("company Globex no longer exists")),
+            "a new process with the kept id refuses as well: {err}"
+        );
+        assert!(seen.lock().unwrap().is_empty(), "nothing new is bound");
+    }
+
+    #[tokio::test]
+    async fn a_company_deleted_before_the_first_login_is_not_swapped_for_another() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let (globex, _) = fake.create_company("Globex");
+        fake.add_to_company(&fake.seed.dana_id, &globex, "org_admin");
+        fake.delete_company(&globex);
+        let (c, seen) = bound_to(&fake.url(), Some("Globex"), None);
+        let err = c.reconcile().await.unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Auth(m) if m.contains("company Globex no longer exists")),
+            "the login lands in Default, which is not Globex by name: {err}"
+        );
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "the wrong company is never kept"
+        );
+        let (plain, seen) = bound_to(&fake.url(), None, None);
+        assert_eq!(plain.reconcile().await.unwrap().pending.len(), 2);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![fake.seed.tenant_id.clone()],
+            "without a company named, the user's only company is the one kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn resolver_names_come_from_the_company_user_list_read_rarely() {
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let c = dana(&fake.url());
+        let [a, b] = fake.seed.approvals.clone();
+        let first = request_for(&c, &a).await;
+        let second = request_for(&c, &b).await;
+        fake.resolve_as(&a, &fake.seed.eli_id, true);
+        fake.resolve_as(&b, &fake.seed.eli_id, false);
+        let gone = c.resolve_missing(&[first]).await.unwrap();
+        assert_eq!(gone[0].decided_by.as_deref(), Some("Eli Navarro"));
+        let gone = c.resolve_missing(&[second]).await.unwrap();
+        assert_eq!(gone[0].decided_by.as_deref(), Some("Eli Navarro"));
+        assert_eq!(
+            fake.org_user_lists(),
+            1,
+            "the user list is cached, not read for every resolution"
+        );
     }
 }
 

@@ -11,7 +11,7 @@ mod print;
 use clap::{Parser, Subcommand, ValueEnum};
 use countersign_inbox::export::{ExportError, Format};
 use countersign_inbox::when::{self, When};
-use countersign_inbox::{AccountInput, DecisionInput, Inbox};
+use countersign_inbox::{AccountEdit, AccountInput, DecisionInput, Inbox};
 use countersign_model::{
     Delivery, Outcome, Platform, Secret, SecretStoreKind, Status, SystemClock,
 };
@@ -207,6 +207,10 @@ impl Filter {
 enum AccountCommand {
     /// Add an account.
     Add(Box<AddAccount>),
+    /// Change an account in place (same options as `add`; what you leave
+    /// out stays). Its history stays with it; a new secret replaces the
+    /// stored one.
+    Edit(Box<EditAccount>),
     /// List accounts and their health.
     List {
         #[arg(long)]
@@ -238,25 +242,90 @@ struct AddAccount {
     /// access token (`ss_pat_…`), instead of a password.
     #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
     token_env: Option<String>,
-    /// Clawith: the username, email or phone to log in with; SurfSense:
-    /// the email; OpenCode: the Basic auth user (default `opencode`).
-    #[arg(long)]
-    username: Option<String>,
-    /// Clawith: the company to sign in to, for users in several (id, slug or name).
-    #[arg(long)]
-    tenant: Option<String>,
+    #[command(flatten)]
+    platform_options: PlatformOptions,
     /// The name your decisions are recorded under (default: $USER).
     #[arg(long)]
     reviewer: Option<String>,
     /// Where the secret is kept.
     #[arg(long, value_enum, default_value_t = SecretStoreArg::Keychain)]
     secret_store: SecretStoreArg,
+}
+
+/// The per-platform settings `account add` and `account edit` take.
+#[derive(clap::Args)]
+struct PlatformOptions {
+    /// Clawith: the username, email or phone to log in with; SurfSense:
+    /// the email; OpenCode: the Basic auth user (default `opencode`).
+    #[arg(long)]
+    username: Option<String>,
+    /// Clawith: the company to sign in to (id, slug or name). The account
+    /// is bound to that company's id at its first login.
+    #[arg(long)]
+    tenant: Option<String>,
     /// Molecule: Origin for the WebSocket when the server sets CORS_ORIGINS.
     #[arg(long)]
     ws_origin: Option<String>,
     /// Molecule SaaS: the tenant's org id.
     #[arg(long)]
     org_id: Option<String>,
+}
+
+impl PlatformOptions {
+    /// The options given, as account settings.
+    fn settings(self) -> serde_json::Map<String, serde_json::Value> {
+        [
+            ("ws_origin", self.ws_origin),
+            ("org_id", self.org_id),
+            ("login", self.username),
+            ("tenant", self.tenant),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.into())))
+        .collect()
+    }
+}
+
+/// `account edit`'s arguments: `add`'s, all optional.
+#[derive(clap::Args)]
+struct EditAccount {
+    /// The account to change.
+    name: String,
+    /// A new name for the account.
+    #[arg(long = "name", value_name = "NEW_NAME")]
+    new_name: Option<String>,
+    /// The platform's URL (harn: `harn serve api`'s URL).
+    #[arg(long)]
+    url: Option<String>,
+    /// harn: the project's event log.
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    event_log: Option<PathBuf>,
+    /// Name of the environment variable holding the new token or password;
+    /// it replaces the stored one.
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+    /// SurfSense: the environment variable holding a new personal access token.
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_env")]
+    token_env: Option<String>,
+    #[command(flatten)]
+    platform_options: PlatformOptions,
+    /// The name your decisions are recorded under.
+    #[arg(long)]
+    reviewer: Option<String>,
+    /// Where the secret is kept; it moves there.
+    #[arg(long, value_enum)]
+    secret_store: Option<SecretStoreArg>,
+}
+
+/// The secret named by `--secret-env`/`--token-env`, read from the environment.
+fn secret_from_env(var: Option<String>) -> Result<Option<Secret>, Failure> {
+    match var {
+        Some(var) => match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => Ok(Some(Secret::new(v))),
+            _ => Err(format!("the environment variable {var} is not set or empty").into()),
+        },
+        None => Ok(None),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -728,37 +797,12 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
                 event_log,
                 secret_env,
                 token_env,
-                username,
-                tenant,
+                platform_options,
                 reviewer,
                 secret_store,
-                ws_origin,
-                org_id,
             } = *add;
-            let secret = match secret_env.or(token_env) {
-                Some(var) => match std::env::var(&var) {
-                    Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-                    _ => {
-                        return Err(
-                            format!("the environment variable {var} is not set or empty").into(),
-                        )
-                    }
-                },
-                None => None,
-            };
-            let mut settings = serde_json::Map::new();
-            if let Some(o) = ws_origin {
-                settings.insert("ws_origin".into(), o.into());
-            }
-            if let Some(o) = org_id {
-                settings.insert("org_id".into(), o.into());
-            }
-            if let Some(u) = username {
-                settings.insert("login".into(), u.into());
-            }
-            if let Some(t) = tenant {
-                settings.insert("tenant".into(), t.into());
-            }
+            let secret = secret_from_env(secret_env.or(token_env))?;
+            let settings = platform_options.settings();
             let store = match secret_store {
                 SecretStoreArg::Keychain => SecretStoreKind::Keychain,
                 SecretStoreArg::File => SecretStoreKind::File,
@@ -789,6 +833,58 @@ async fn account(inbox: &Inbox, cmd: AccountCommand, out: &mut impl Write) -> Re
                 account.platform,
                 print::clean(&account.name),
                 account.base_url
+            )?;
+            Ok(0)
+        }
+        AccountCommand::Edit(edit) => {
+            let EditAccount {
+                name,
+                new_name,
+                url,
+                event_log,
+                secret_env,
+                token_env,
+                platform_options,
+                reviewer,
+                secret_store,
+            } = *edit;
+            let secret = secret_from_env(secret_env.or(token_env))?;
+            let settings = platform_options.settings();
+            let store = secret_store.map(|s| match s {
+                SecretStoreArg::Keychain => SecretStoreKind::Keychain,
+                SecretStoreArg::File => SecretStoreKind::File,
+            });
+            let replaced = secret.is_some();
+            let account = inbox
+                .edit_account(
+                    &name,
+                    AccountEdit {
+                        name: new_name,
+                        base_url: event_log.map(|p| p.display().to_string()).or(url),
+                        reviewer,
+                        secret,
+                        secret_store: store,
+                        settings,
+                    },
+                )
+                .await?;
+            if account.secret_store == SecretStoreKind::File && (replaced || store.is_some()) {
+                eprintln!(
+                    "warning: the secret is kept unencrypted in {} (readable only by you)",
+                    inbox.data_dir().join("secrets.json").display()
+                );
+            }
+            writeln!(
+                out,
+                "updated {} account `{}` ({}){}; its history is kept",
+                account.platform,
+                print::clean(&account.name),
+                account.base_url,
+                if replaced {
+                    ", the stored secret is replaced"
+                } else {
+                    ""
+                }
             )?;
             Ok(0)
         }
@@ -986,12 +1082,9 @@ fn report(
             Ok(0)
         }
         Delivery::Queued | Delivery::Sent => {
-            writeln!(
-                out,
-                "{verb} request {id}: queued, not delivered yet ({}); `countersign sync` delivers it once {} answers",
-                print::clean(d.error.as_deref().unwrap_or("in progress")),
-                print::clean(&request.account)
-            )?;
+            let next = countersign_inbox::next_step(d, &request.account, inbox.clock().now())
+                .unwrap_or_else(|| "queued".into());
+            writeln!(out, "{verb} request {id}: {}", print::clean(&next))?;
             Ok(3)
         }
         Delivery::Failed => Err(Failure {

@@ -606,6 +606,202 @@ mod clawith {
             stderr(&o)
         );
     }
+
+    async fn claw(dir: &Path, args: &[&str], password: &str) -> Output {
+        countersign(dir)
+            .args(args)
+            .env("CLAWITH_PASSWORD", password)
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// Issue 19 as a reviewer meets it: a decision made while Clawith is
+    /// down, a colleague's decision, and the account's company deleted.
+    #[tokio::test]
+    async fn a_clawith_account_stays_in_its_company_and_delivers_right_after_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeClawith::start(Config::default()).await.unwrap();
+        let (globex, _) = fake.create_company("Globex");
+        let dana = fake.add_to_company(&fake.seed.dana_id, &globex, "org_admin");
+        let eli = fake.add_to_company(&fake.seed.eli_id, &globex, "member");
+        let ledger = fake.add_agent("Ledger", &dana.id, &globex);
+        let raise = |path: &str| {
+            fake.autonomy(
+                &ledger,
+                "delete_files",
+                "L3",
+                serde_json::json!({"tool": "delete_file", "args": {"path": path}}),
+            )
+            .unwrap()
+        };
+        let (first, second) = (raise("q3.md"), raise("q4.md"));
+        let o = claw(
+            dir.path(),
+            &[
+                "account",
+                "add",
+                "clawith",
+                "--name",
+                "claw",
+                "--url",
+                &fake.url(),
+                "--username",
+                "dana@example.org",
+                "--tenant",
+                "Globex",
+                "--secret-env",
+                "CLAWITH_PASSWORD",
+                "--secret-store",
+                "file",
+            ],
+            "hunter22",
+        )
+        .await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert!(
+            stdout(&o).contains("claw: 2 pending"),
+            "Globex's two approvals, none of the Default company's: {}",
+            stdout(&o)
+        );
+        let pending = pending_json(dir.path()).await;
+        let id_of = |remote: &str| {
+            pending.iter().find(|r| r["remote_id"] == remote).unwrap()["id"].to_string()
+        };
+        let (first_id, second_id) = (id_of(&first), id_of(&second));
+
+        // Decided while Clawith refuses connections.
+        fake.stop().await;
+        let o = run(dir.path(), &["decide", &first_id, "deny"]).await;
+        assert_eq!(o.status.code(), Some(3), "queued: {}", stderr(&o));
+        let said = stdout(&o);
+        assert!(
+            said.contains("nothing reached claw") && said.contains("as soon as claw answers"),
+            "a refused connection is reported as not sent, to go out as soon as Clawith is back: {said}"
+        );
+        assert!(
+            !said.contains("may still be running"),
+            "no talk of a running tool for a request never received: {said}"
+        );
+        fake.restart().await.unwrap();
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert!(
+            stdout(&o).contains("1 decisions delivered"),
+            "the first sync after Clawith's return delivers it, not one ten minutes later: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let sent = fake.received_resolves();
+        assert_eq!(sent.len(), 1, "sent exactly once: {sent:?}");
+        assert_eq!(sent[0].body, serde_json::json!({"action": "reject"}));
+
+        // A colleague resolves the other one in Clawith's web UI.
+        fake.resolve_as(&second, &eli.id, true);
+        assert!(run(dir.path(), &["sync", "--once"]).await.status.success());
+        let shown: Value = serde_json::from_slice(
+            &run(dir.path(), &["show", &second_id, "--json"])
+                .await
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            shown["decided_by"], "Eli Navarro",
+            "GET /api/org/users names the colleague, so the id is not shown: {shown}"
+        );
+
+        // The company is deleted: Clawith now logs dana into Default.
+        fake.delete_company(&globex);
+        fake.expire_tokens();
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "the account fails: {}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains("company Globex no longer exists or you are no longer a member"),
+            "{}",
+            stdout(&o)
+        );
+        let listed = stdout(&run(dir.path(), &["account", "list"]).await);
+        assert!(
+            listed.contains("no longer exists"),
+            "the account's health says why: {listed}"
+        );
+        let history = stdout(&run(dir.path(), &["history", "--json"]).await);
+        for foreign in &fake.seed.approvals {
+            assert!(
+                !history.contains(foreign.as_str()),
+                "nothing of the Default company is stored: {history}"
+            );
+        }
+        assert!(
+            history.contains(first.as_str()) && history.contains(second.as_str()),
+            "the rows the account had stay: {history}"
+        );
+
+        // Pointed at the other company with `account edit`, a wrong
+        // password first: the new secret replaces the stored one.
+        let o = claw(
+            dir.path(),
+            &[
+                "account",
+                "edit",
+                "claw",
+                "--tenant",
+                "Default",
+                "--secret-env",
+                "CLAWITH_PASSWORD",
+            ],
+            "wrong-password",
+        )
+        .await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("the stored secret is replaced")
+                && stdout(&o).contains("history is kept"),
+            "{}",
+            stdout(&o)
+        );
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert!(
+            stdout(&o).contains("wrong login or password"),
+            "the edited secret is the one used: {}",
+            stdout(&o)
+        );
+        let o = claw(
+            dir.path(),
+            &[
+                "account",
+                "edit",
+                "claw",
+                "--secret-env",
+                "CLAWITH_PASSWORD",
+            ],
+            "hunter22",
+        )
+        .await;
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(dir.path(), &["sync", "--once"]).await;
+        assert!(
+            stdout(&o).contains("claw: 2 pending"),
+            "now bound to Default, its approvals: {} {}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let history = stdout(&run(dir.path(), &["history", "--json"]).await);
+        assert!(
+            history.contains(first.as_str()) && history.contains(second.as_str()),
+            "editing the account kept its history: {history}"
+        );
+        let o = run(dir.path(), &["account", "list", "--json"]).await;
+        assert!(
+            !stdout(&o).contains("hunter22"),
+            "the password is never printed"
+        );
+    }
 }
 
 #[tokio::test]

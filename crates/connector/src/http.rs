@@ -31,17 +31,27 @@ pub fn stream_client(read_timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-/// Maps a transport failure (refused, reset, timed out) to an error.
+/// Maps a transport failure to an error that says whether the request
+/// left. A failure to connect (refused, DNS, TLS, connect timeout) means
+/// the platform never received it: [`ConnectorError::Unavailable`], safe
+/// to send again. Anything after connecting (a timeout waiting for the
+/// answer, a reset, a body cut short) may come after the platform took the
+/// request: [`ConnectorError::Uncertain`], so a decision is not sent again
+/// before the platform's state says how it ended.
 pub fn transport(err: reqwest::Error) -> ConnectorError {
     // reqwest's Display includes the URL but never headers, so no token.
+    if err.is_connect() || err.is_builder() {
+        return ConnectorError::Unavailable(format!(
+            "not sent, could not connect: {}",
+            without_url(&err)
+        ));
+    }
     let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
+        "sent, but no answer in time"
     } else {
-        "connection failed"
+        "sent, but the connection failed before the answer"
     };
-    ConnectorError::Unavailable(format!("{what}: {}", without_url(&err)))
+    ConnectorError::Uncertain(format!("{what}: {}", without_url(&err)))
 }
 
 fn without_url(err: &reqwest::Error) -> String {
@@ -148,4 +158,49 @@ where
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_sent_and_a_silent_server_is_sent_unknown() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let http = reqwest::Client::new();
+        let err = http
+            .post(format!("http://{addr}/resolve"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(transport(err), ConnectorError::Unavailable(m) if m.starts_with("not sent")),
+            "nothing listens: the request never left, so sending again is safe"
+        );
+
+        // Reads the whole request, then never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let err = http
+            .post(format!("http://{addr}/resolve"))
+            .timeout(Duration::from_millis(300))
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(transport(err), ConnectorError::Uncertain(m) if m.starts_with("sent")),
+            "the server got the request and said nothing: it may have applied it"
+        );
+        server.abort();
+    }
 }

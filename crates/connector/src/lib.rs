@@ -28,7 +28,10 @@ pub enum ConnectorError {
     /// The platform asked us to slow down.
     #[error("rate limited by the platform; retry in {}s", retry_after.as_secs())]
     RateLimited { retry_after: Duration },
-    /// Network trouble, timeouts, 5xx: try again later.
+    /// The platform could not be reached or answered "not now" (5xx): try
+    /// again later. For a delivery this means *not sent* (the connection
+    /// never opened, so the platform never saw the request) or refused for
+    /// now; sending it again at the normal back-off is safe.
     #[error("platform unavailable: {0}")]
     Unavailable(String),
     /// The platform refused this one call for good (bad request, not allowed).
@@ -37,14 +40,29 @@ pub enum ConnectorError {
     /// The platform answered something this connector does not understand.
     #[error("unexpected answer from the platform: {0}")]
     Protocol(String),
-    /// A decision may or may not have been applied (the platform did not
-    /// answer in time while it may still be working). Sending it again could
-    /// apply it twice, so the connector must learn the outcome first.
+    /// *Sent, outcome unknown*: the request left (a timeout or reset after
+    /// it was written, a proxy that gave up waiting), so the decision may
+    /// or may not have been applied, and the platform may still be working
+    /// on it. Sending it again could apply it twice: the engine waits, and
+    /// the connector reads the platform's state before any re-send
+    /// ([`Decision::unsure_since`] says since when this is so).
     #[error("{0}")]
     Uncertain(String),
 }
 
 impl ConnectorError {
+    /// The error of a call made *before* a decision was sent (a read of the
+    /// platform's state): whatever happened to that read, the decision
+    /// itself did not leave, so an uncertain read is "not sent".
+    pub fn before_sending(self) -> Self {
+        match self {
+            ConnectorError::Uncertain(why) => ConnectorError::Unavailable(format!(
+                "not sent, the check before sending failed: {why}"
+            )),
+            other => other,
+        }
+    }
+
     /// True when the same call may succeed later without the user acting.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -125,7 +143,12 @@ pub trait Connector: Send + Sync {
     }
 
     /// Sends one decision. `decision.attempts` counts this attempt, so a
-    /// connector can tell a first try from a retry.
+    /// connector can tell a first try from a retry, and
+    /// `decision.unsure_since` tells that an earlier attempt was sent with
+    /// no answer. Every connector reads the platform's state first and
+    /// sends nothing for a request that is no longer pending. A failure
+    /// says whether the request left: [`ConnectorError::Unavailable`] (not
+    /// sent) or [`ConnectorError::Uncertain`] (sent, outcome unknown).
     async fn deliver(
         &self,
         request: &Request,

@@ -286,3 +286,291 @@ async fn a_runtime_recheck_reuses_its_approval_and_a_legacy_check_never_does() {
     let two = f.autonomy(&agent, "delete_files", "L3", legacy);
     assert_ne!(one, two, "each legacy check is a new row with a random id");
 }
+
+/// The corrections of the reference's "Verified against the real server".
+mod verified {
+    use super::*;
+
+    async fn post(c: &Client, url: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut rb = c.post(url).json(&body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let r = rb.send().await.unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn registration_refuses_reserved_mail_domains_with_422() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let url = format!("{}/api/auth/register/init", f.url());
+        for email in ["kim@example.test", "kim@box.localhost", "kim@mail.invalid"] {
+            let (status, body) = post(
+                &c,
+                &url,
+                None,
+                json!({"username": "kim", "email": email, "password": "kimpass1"}),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "email-validator refuses special-use domains such as {email}"
+            );
+            assert_eq!(body["error"]["code"], "validation_error");
+        }
+        let (status, _) = post(
+            &c,
+            &url,
+            None,
+            json!({"username": "kim", "email": "kim@globex.com", "password": "kimpass1"}),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "a real-looking domain is taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_from_register_init_stays_inactive_after_joining() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let (status, body) = post(
+            &c,
+            &format!("{}/api/auth/register/init", f.url()),
+            None,
+            json!({"username": "kim", "email": "kim@globex.com", "password": "kimpass1"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body["needs_company_setup"], true);
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let code = f.invitation_code(&f.seed.tenant_id, 5);
+        let (status, joined) = post(
+            &c,
+            &format!("{}/api/tenants/join", f.url()),
+            Some(&token),
+            json!({"invitation_code": code}),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "an inactive user may join: {joined}"
+        );
+        let token = login(&c, &f.url(), "kim@globex.com", "kimpass1").await;
+        let r = c
+            .get(format!("{}/api/enterprise/approvals", f.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "without a mail server the joined user stays inactive"
+        );
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["detail"],
+            "User not found or inactive"
+        );
+        let (status, _) = post(
+            &c,
+            &format!("{}/api/auth/register", f.url()),
+            None,
+            json!({"username": "lou", "email": "lou@globex.com", "password": "loupass1",
+                   "invitation_code": f.invitation_code(&f.seed.tenant_id, 1)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let token = login(&c, &f.url(), "lou@globex.com", "loupass1").await;
+        let r = c
+            .get(format!("{}/api/enterprise/approvals", f.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "registering with an invitation code gives an active member at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_company_gets_a_slug_with_a_random_suffix() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let token = login(&c, &f.url(), "dana@example.org", "hunter22").await;
+        let (status, body) = post(
+            &c,
+            &format!("{}/api/tenants/self-create", f.url()),
+            Some(&token),
+            json!({"name": "Globex"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let slug = body["tenant"]["slug"].as_str().unwrap();
+        assert!(
+            slug.starts_with("globex-") && slug.len() == "globex-".len() + 6,
+            "Globex → globex-<6 hex>, never the bare name: {slug}"
+        );
+        assert!(
+            body["access_token"].is_string(),
+            "a user already in a company gets a second user record and its token"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_company_is_deleted_its_member_logs_in_to_the_other_one() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let (globex, _) = f.create_company("Globex");
+        f.add_to_company(&f.seed.dana_id, &globex, "org_admin");
+        let r: Value = c
+            .post(format!("{}/api/auth/login", f.url()))
+            .json(&json!({"login_identifier": "dana@example.org", "password": "hunter22"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            r["requires_tenant_selection"], true,
+            "two companies: pick one"
+        );
+        f.delete_company(&globex);
+        let r: Value = c
+            .post(format!("{}/api/auth/login", f.url()))
+            .json(&json!({"login_identifier": "dana@example.org", "password": "hunter22"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            r["user"]["tenant_id"], f.seed.tenant_id,
+            "a plain TokenResponse straight into the remaining company: {r}"
+        );
+        let (status, body) = post(
+            &c,
+            &format!("{}/api/auth/login", f.url()),
+            None,
+            json!({"login_identifier": "dana@example.org", "password": "hunter22", "tenant_id": globex}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            body["detail"],
+            "This account does not belong to the selected organization."
+        );
+    }
+
+    #[tokio::test]
+    async fn a_policy_patch_replaces_the_whole_map() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let token = login(&c, &f.url(), "dana@example.org", "hunter22").await;
+        let agent = f.seed.archivist_id.clone();
+        let r = c
+            .patch(format!("{}/api/agents/{agent}", f.url()))
+            .bearer_auth(&token)
+            .json(&json!({"autonomy_policy": {"write_workspace_files": "L3"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            f.policy(&agent).unwrap(),
+            json!({"write_workspace_files": "L3"}),
+            "the map is replaced, not merged"
+        );
+        let before = f.received_resolves().len();
+        assert!(
+            f.autonomy(
+                &agent,
+                "write_workspace_files",
+                "",
+                json!({"tool": "write_file"})
+            )
+            .is_some(),
+            "the new level applies: L3 raises an approval"
+        );
+        assert!(
+            f.autonomy(&agent, "delete_files", "", json!({"tool": "delete_file"}))
+                .is_none(),
+            "delete_files was left out, so it fell back to L2: no approval"
+        );
+        assert_eq!(f.received_resolves().len(), before);
+    }
+
+    #[tokio::test]
+    async fn org_users_names_the_active_users_of_the_callers_company() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let token = login(&c, &f.url(), "eli@example.org", "elipass1").await;
+        let list: Value = c
+            .get(format!("{}/api/org/users", f.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| u["display_name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"Dana") && names.contains(&"Eli Navarro"),
+            "any signed-in user reads the company's users: {names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_fake_refuses_connections_and_comes_back_with_its_state() {
+        let f = FakeClawith::start(Config::default()).await.unwrap();
+        let c = Client::new();
+        let token = login(&c, &f.url(), "dana@example.org", "hunter22").await;
+        f.stop().await;
+        let err = c
+            .post(format!(
+                "{}/api/enterprise/approvals/{}/resolve",
+                f.url(),
+                f.seed.approvals[0]
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"action": "approve"}))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "refused at connect time: {err}");
+        assert!(
+            f.received_resolves().is_empty(),
+            "a refused resolve was never received"
+        );
+        f.restart().await.unwrap();
+        let r = c
+            .get(format!(
+                "{}/api/enterprise/approvals?status_filter=pending",
+                f.url()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the same token works again");
+        assert_eq!(
+            r.json::<Value>().await.unwrap().as_array().unwrap().len(),
+            2
+        );
+    }
+}

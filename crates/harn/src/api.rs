@@ -476,7 +476,10 @@ impl Connector for HarnApi {
         // Only the request's task is listed: the check costs one task's
         // requests, not harn's whole history.
         let task = request.route.get("task_id").and_then(Value::as_str);
-        let listed = self.list(task).await?;
+        let listed = self
+            .list(task)
+            .await
+            .map_err(ConnectorError::before_sending)?;
         match find_ask(&listed, remote_id) {
             Ask::Gone => {
                 return Ok(Delivered::ResolvedElsewhere(resolved_elsewhere(remote_id)));

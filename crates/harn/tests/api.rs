@@ -39,6 +39,7 @@ fn decision(outcome: Outcome, comment: Option<&str>, response: Option<&str>) -> 
         next_attempt_at: None,
         confirmed_at: None,
         note: None,
+        unsure_since: None,
     }
 }
 

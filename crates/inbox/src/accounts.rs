@@ -19,6 +19,21 @@ pub struct AccountInput {
     pub settings: Value,
 }
 
+/// Changes to an existing account, as `countersign account edit` gives
+/// them: every field left `None` keeps its value; `settings` are merged
+/// key by key into the account's (a `null` value removes the key).
+#[derive(Debug, Clone, Default)]
+pub struct AccountEdit {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub reviewer: Option<String>,
+    /// A new secret: it replaces the stored one.
+    pub secret: Option<Secret>,
+    /// Where the secret is kept from now on; it moves there.
+    pub secret_store: Option<SecretStoreKind>,
+    pub settings: serde_json::Map<String, Value>,
+}
+
 fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -130,6 +145,30 @@ fn check_surfsense_secret(settings: &Value, secret: Option<&Secret>) -> Result<(
     Ok(())
 }
 
+/// A Clawith account's company binding (`tenant_id`, learned at its first
+/// login) survives an edit that keeps the server, the login and the
+/// company; changing any of them binds again at the next login. Whatever
+/// the edit sends for `tenant_id` is ignored: only a login sets it.
+fn keep_company_binding(account: &Account, base_url: &str, settings: &mut Value) {
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+    };
+    let old = &account.settings;
+    let same = account.base_url == base_url
+        && text(old, "login") == text(settings, "login")
+        && text(old, "tenant") == text(settings, "tenant");
+    let Some(map) = settings.as_object_mut() else {
+        return;
+    };
+    match old.get("tenant_id").filter(|_| same) {
+        Some(id) => map.insert("tenant_id".into(), id.clone()),
+        None => map.remove("tenant_id"),
+    };
+}
+
 fn default_reviewer() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
@@ -145,6 +184,13 @@ impl Inbox {
         let name = validate_name(&input.name)?;
         let base_url = validate_account_url(input.platform, &input.base_url)?;
         validate_settings(input.platform, &input.settings)?;
+        let mut input = input;
+        if input.platform == Platform::Clawith {
+            // Only a login binds an account to its company.
+            if let Some(map) = input.settings.as_object_mut() {
+                map.remove("tenant_id");
+            }
+        }
         let login = input
             .settings
             .get("login")
@@ -214,9 +260,14 @@ impl Inbox {
             ));
         }
         account.name = validate_name(&input.name)?;
-        account.base_url = validate_account_url(account.platform, &input.base_url)?;
+        let base_url = validate_account_url(account.platform, &input.base_url)?;
         validate_settings(account.platform, &input.settings)?;
-        account.settings = input.settings;
+        let mut settings = input.settings;
+        if account.platform == Platform::Clawith {
+            keep_company_binding(&account, &base_url, &mut settings);
+        }
+        account.base_url = base_url;
+        account.settings = settings;
         if let Some(r) = input
             .reviewer
             .map(|r| r.trim().to_owned())
@@ -245,6 +296,73 @@ impl Inbox {
         self.store.update_account(&account)?;
         self.forget_connector(id);
         Ok(self.store.account(id)?)
+    }
+
+    /// Edits an account in place through [`Inbox::update_account`] (the
+    /// path the desktop app uses): same id, so its requests, decisions and
+    /// activity stay with it. A new secret replaces the stored one; a new
+    /// secret store gets the secret (the new one, or the stored one) and
+    /// the old store's copy is deleted.
+    pub async fn edit_account(&self, name: &str, edit: AccountEdit) -> Result<Account> {
+        let account = self.store.account_by_name(name)?;
+        let mut settings = match &account.settings {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        for (k, v) in edit.settings {
+            match v {
+                Value::Null => settings.remove(&k),
+                v => settings.insert(k, v),
+            };
+        }
+        let moving = edit.secret_store.filter(|k| {
+            *k != account.secret_store && account.secret_store != SecretStoreKind::None
+        });
+        let input = AccountInput {
+            name: edit.name.unwrap_or_else(|| account.name.clone()),
+            platform: account.platform,
+            base_url: edit.base_url.unwrap_or_else(|| account.base_url.clone()),
+            reviewer: edit.reviewer,
+            // A secret that moves is written to its new store below.
+            secret: if moving.is_some() {
+                None
+            } else {
+                edit.secret.clone()
+            },
+            secret_store: edit.secret_store.unwrap_or(account.secret_store),
+            settings: Value::Object(settings),
+        };
+        if let Some(secret) = &edit.secret {
+            if secret.expose().is_empty() {
+                return Err(InboxError::Invalid("the secret is empty".into()));
+            }
+        }
+        let mut updated = self.update_account(account.id, input).await?;
+        if let Some(to) = moving {
+            let (from, reference) = (account.secret_store, account.secret_ref.clone());
+            let secret = match edit.secret {
+                Some(s) => Some(s),
+                None => {
+                    let r = reference.clone();
+                    self.blocking_secret(move |s| s.get(from, &r)).await?
+                }
+            };
+            let Some(secret) = secret else {
+                return Err(InboxError::MissingSecret(updated.name));
+            };
+            let r = reference.clone();
+            self.blocking_secret(move |s| s.put(to, &r, &secret))
+                .await?;
+            updated.secret_store = to;
+            self.store.update_account(&updated)?;
+            let r = reference.clone();
+            if let Err(e) = self.blocking_secret(move |s| s.delete(from, &r)).await {
+                tracing::warn!(account = %updated.name, "could not delete the secret's old copy: {e}");
+            }
+            self.forget_connector(updated.id);
+            updated = self.store.account(updated.id)?;
+        }
+        Ok(updated)
     }
 
     /// Removes an account and its secret. Its history stays.
@@ -307,6 +425,61 @@ mod tests {
         assert!(
             validate_url("https://admin:hunter2@molecule.example").is_err(),
             "a password in the URL would end up in the database"
+        );
+    }
+
+    #[test]
+    fn an_edit_keeps_the_company_binding_only_while_server_login_and_company_stay() {
+        let account = Account {
+            id: 1,
+            name: "acme".into(),
+            platform: Platform::Clawith,
+            base_url: "http://127.0.0.1:1".into(),
+            reviewer: "dana".into(),
+            secret_store: SecretStoreKind::File,
+            secret_ref: "r".into(),
+            settings: serde_json::json!({"login": "dana@globex.com", "tenant": "Globex",
+                                         "tenant_id": "c2d3e4f5-0000-4000-8000-000000000001"}),
+            created_at: chrono::Utc::now(),
+        };
+        let edited = |url: &str, settings: Value| {
+            let mut s = settings;
+            keep_company_binding(&account, url, &mut s);
+            s.get("tenant_id").cloned()
+        };
+        let url = "http://127.0.0.1:1";
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "dana@globex.com", "tenant": "globex", "poll_secs": 9})
+            ),
+            Some(serde_json::json!("c2d3e4f5-0000-4000-8000-000000000001")),
+            "the app's form sends no tenant_id; an edit of something else keeps the binding"
+        );
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "dana@globex.com", "tenant": "Initech",
+                                           "tenant_id": "c2d3e4f5-0000-4000-8000-000000000001"})
+            ),
+            None,
+            "another company is bound at the next login, whatever the form echoed back"
+        );
+        assert_eq!(
+            edited(
+                "http://127.0.0.1:2",
+                serde_json::json!({"login": "dana@globex.com", "tenant": "Globex"})
+            ),
+            None,
+            "another server has other company ids"
+        );
+        assert_eq!(
+            edited(
+                url,
+                serde_json::json!({"login": "eli@globex.com", "tenant": "Globex"})
+            ),
+            None,
+            "another login binds again"
         );
     }
 

@@ -396,3 +396,109 @@ impl Inbox {
         )))
     }
 }
+
+/// What happens next to a decision that is not delivered yet, and when, in
+/// words for the reviewer (the CLI and the app say the same). `None` once
+/// it is confirmed or failed, or while it is held for its group.
+pub fn next_step(
+    d: &Decision,
+    account: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    if !matches!(d.delivery, Delivery::Queued | Delivery::Sent)
+        || d.error.as_deref().is_some_and(|e| e.starts_with("held:"))
+    {
+        return None;
+    }
+    let why = d.error.as_deref().unwrap_or("in progress");
+    let at = d
+        .next_attempt_at
+        .filter(|t| *t > now)
+        .map(|t| {
+            let secs = (t - now).num_seconds().max(1);
+            if secs < 120 {
+                format!("in {secs} s")
+            } else {
+                format!("in {} min", (secs + 59) / 60)
+            }
+        })
+        .unwrap_or_else(|| "now".into());
+    Some(match (d.delivery, d.unsure_since) {
+        (_, Some(_)) => format!(
+            "queued: it was sent to {account}, but no answer came back ({why}). It may already be applied, so it \
+             is not sent again until {account} shows how it ended; the next check is {at}, while the \
+             app or `countersign sync` runs"
+        ),
+        (Delivery::Sent, None) => format!("being sent to {account} right now"),
+        _ => format!(
+            "queued, not delivered yet: nothing reached {account} ({why}), so sending it again is safe. It \
+             goes out as soon as {account} answers: within seconds while the app or `countersign sync` \
+             runs (next try {at}), or with the next `countersign sync --once`"
+        ),
+    })
+}
+
+impl Inbox {
+    /// [`next_step`] for a stored decision, naming its account.
+    pub fn next_step(&self, d: &Decision) -> Option<String> {
+        let request = self.store.request(d.request_id).ok()?;
+        let account = self.store.account(request.account_id).ok()?;
+        next_step(d, &account.name, self.clock.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn queued(unsure: bool) -> Decision {
+        let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        Decision {
+            id: 1,
+            request_id: 1,
+            outcome: Outcome::Deny,
+            comment: None,
+            edited_arguments: None,
+            response: None,
+            decided_by: "dana".into(),
+            decided_at: t,
+            delivery: Delivery::Queued,
+            error: Some(
+                "platform unavailable: not sent, could not connect: Connection refused".into(),
+            ),
+            attempts: 1,
+            next_attempt_at: Some(t + chrono::Duration::seconds(15)),
+            confirmed_at: None,
+            note: None,
+            unsure_since: unsure.then_some(t),
+        }
+    }
+
+    #[test]
+    fn the_next_step_says_whether_it_may_go_again_and_when() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let not_sent = next_step(&queued(false), "acme", now).unwrap();
+        assert!(
+            not_sent.contains("nothing reached acme")
+                && not_sent.contains("as soon as acme answers")
+                && not_sent.contains("in 15 s"),
+            "not sent: it goes again as soon as the platform answers: {not_sent}"
+        );
+        let unsure = next_step(&queued(true), "acme", now).unwrap();
+        assert!(
+            unsure.contains("may already be applied")
+                && unsure.contains("not sent again until acme shows how it ended"),
+            "sent without answer: checked before any re-send: {unsure}"
+        );
+        let done = Decision {
+            delivery: Delivery::Confirmed,
+            ..queued(false)
+        };
+        assert_eq!(
+            next_step(&done, "acme", now),
+            None,
+            "nothing left to happen"
+        );
+    }
+}

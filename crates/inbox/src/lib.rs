@@ -14,10 +14,10 @@ mod sessions;
 mod view;
 pub mod when;
 
-pub use accounts::AccountInput;
+pub use accounts::{AccountEdit, AccountInput};
 pub use countersign_secrets::SecretError;
 pub use countersign_sync::{Engine, OnceReport, SyncEvent};
-pub use deciding::DecisionInput;
+pub use deciding::{next_step, DecisionInput};
 pub use notifications::{NotificationPrefs, QuietHours};
 pub use view::{AccountView, HistoryPageView, RequestDetail, RequestRow, RequestView, ROW_TEXT};
 
@@ -283,16 +283,30 @@ impl Inbox {
                 if secret.is_none() {
                     return Err(InboxError::MissingSecret(account.name.clone()));
                 }
-                Ok(Arc::new(countersign_clawith::Clawith::new(
-                    countersign_clawith::ClawithConfig {
+                // The company id learned at the first login is kept with the
+                // account, so every later login (any process) must land in it.
+                let (store, id, name) = (self.store.clone(), account.id, account.name.clone());
+                let keep: countersign_clawith::CompanyBound = Arc::new(move |tenant: &str| {
+                    match store.set_account_setting(id, "tenant_id", tenant) {
+                        Ok(()) => {
+                            tracing::info!(account = %name, "bound to Clawith company {tenant}")
+                        }
+                        Err(e) => {
+                            tracing::warn!(account = %name, "could not keep the company id: {e}")
+                        }
+                    }
+                });
+                Ok(Arc::new(
+                    countersign_clawith::Clawith::new(countersign_clawith::ClawithConfig {
                         base_url: account.base_url.clone(),
                         password: secret,
                         reviewer: account.reviewer.clone(),
                         settings,
                         http: self.http.clone(),
                         clock: self.clock.clone(),
-                    },
-                )))
+                    })
+                    .on_company_bound(keep),
+                ))
             }
             Platform::Harn => {
                 let settings: countersign_harn::Settings = account_settings(account)?;

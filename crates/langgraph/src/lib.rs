@@ -497,10 +497,18 @@ impl LangGraph {
         }
         let resolved = || Delivered::ResolvedElsewhere(resolved_elsewhere(&first.remote_id));
         // Our own earlier attempt, if its run did not finish in time.
-        let earlier: Option<String> = items.iter().find_map(|(_, d)| unfinished_run(d));
+        // An earlier attempt that may have landed: one whose run had not
+        // finished, or one sent with no answer at all (run unknown).
+        let earlier: Option<String> = items
+            .iter()
+            .find_map(|(_, d)| unfinished_run(d).or_else(|| d.unsure_since.map(|_| String::new())));
         // Re-check right before sending: resuming an interrupt that is no
         // longer pending "succeeds" and does nothing.
-        let state = self.state_of(&thread).await?.unwrap_or_default();
+        let state = self
+            .state_of(&thread)
+            .await
+            .map_err(ConnectorError::before_sending)?
+            .unwrap_or_default();
         let Some(live) = state.interrupt(&iid) else {
             return Ok(if earlier.is_some() {
                 Delivered::Confirmed
@@ -512,7 +520,8 @@ impl LangGraph {
         // decided, and the node asked again under the same id.
         let now = self
             .generations(&thread, &state, &[iid.as_str()])
-            .await?
+            .await
+            .map_err(ConnectorError::before_sending)?
             .remove(&iid);
         if now != generation {
             return Ok(match (&now, &earlier) {

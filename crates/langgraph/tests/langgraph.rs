@@ -42,6 +42,7 @@ fn decision(outcome: Outcome) -> Decision {
         next_attempt_at: None,
         confirmed_at: None,
         note: None,
+        unsure_since: None,
     }
 }
 

@@ -109,4 +109,11 @@ pub struct Decision {
     /// deny"). Shown wherever the decision is.
     #[serde(default)]
     pub note: Option<String>,
+    /// Since when an attempt of this decision was sent with no answer (a
+    /// timeout or reset after the request left): it may have been applied
+    /// and may still be running, so it is not sent again before the
+    /// platform's state says how it ended. `None` while every failed
+    /// attempt is known not to have been taken (e.g. connection refused).
+    #[serde(default)]
+    pub unsure_since: Option<DateTime<Utc>>,
 }

@@ -359,7 +359,11 @@ impl Connector for Molecule {
         };
         // The ask still pending must be the one decided (see the crate
         // doc's "Identity"); otherwise nothing is sent.
-        let rows = self.inner.history(ws).await?;
+        let rows = self
+            .inner
+            .history(ws)
+            .await
+            .map_err(ConnectorError::before_sending)?;
         match row_of(&rows, &request.remote_id) {
             Some(row) if row.status != "pending" => return Ok(ended(row)),
             Some(row) => {

@@ -109,6 +109,7 @@ mod connector {
             next_attempt_at: None,
             confirmed_at: None,
             note: None,
+            unsure_since: None,
         }
     }
 

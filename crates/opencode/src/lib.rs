@@ -361,7 +361,10 @@ impl Connector for OpenCode {
         let id = request.remote_id.clone();
         // The ask still pending must be the one decided (see the crate
         // doc's "Identity"); otherwise nothing is sent.
-        let listed = self.list(directory).await?;
+        let listed = self
+            .list(directory)
+            .await
+            .map_err(ConnectorError::before_sending)?;
         let Some(current) = listed
             .iter()
             .find(|v| v.get("id").and_then(Value::as_str) == Some(id.as_str()))

@@ -41,6 +41,7 @@ fn decided(o: &ObservedRequest, outcome: Outcome, comment: Option<&str>) -> (Req
         next_attempt_at: None,
         confirmed_at: None,
         note: None,
+        unsure_since: None,
     };
     (request, decision)
 }

@@ -82,6 +82,21 @@ impl Store {
         Ok(())
     }
 
+    /// Sets one key of an account's settings in place (a value the
+    /// connector learned, such as the company a Clawith account is bound
+    /// to), without a read-modify-write race with an edit.
+    pub fn set_account_setting(&self, id: i64, key: &str, value: &str) -> Result<()> {
+        let changed = self.conn().execute(
+            "UPDATE accounts SET settings = json_set(COALESCE(settings, '{}'), '$.' || ?2, ?3)
+             WHERE id = ?1 AND removed_at IS NULL",
+            params![id, key, value],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("account {id}")));
+        }
+        Ok(())
+    }
+
     pub fn account(&self, id: i64) -> Result<Account> {
         self.conn()
             .query_row(

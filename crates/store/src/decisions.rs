@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const DECISION_COLUMNS: &str =
     "id, request_id, outcome, comment, edited_arguments, response, decided_by,
-    decided_at, delivery, error, attempts, next_attempt_at, confirmed_at, note";
+    decided_at, delivery, error, attempts, next_attempt_at, confirmed_at, note, unsure_since";
 
 fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<Decision> {
     Ok(Decision {
@@ -28,6 +28,7 @@ fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<Decision> {
         next_attempt_at: row.get("next_attempt_at")?,
         confirmed_at: row.get("confirmed_at")?,
         note: row.get("note")?,
+        unsure_since: row.get("unsure_since")?,
     })
 }
 
@@ -48,6 +49,9 @@ pub enum DecisionUpdate {
     ConfirmedWithNote(String),
     /// Try again at `at` (platform down, rate limited, auth to be fixed).
     Retry { error: String, at: DateTime<Utc> },
+    /// Check again at `at`: the attempt was sent and got no answer, so it
+    /// may have been applied (`unsure_since` is set, if not already).
+    RetryUnsure { error: String, at: DateTime<Utc> },
     /// The platform refused it for good. With `reopen`, the request goes
     /// back to pending (the user may still decide it differently).
     Failed { error: String, reopen: bool },
@@ -333,6 +337,13 @@ impl Store {
                     "UPDATE decisions SET delivery = ?2, error = ?3, next_attempt_at = ?4,
                         lease_until = NULL WHERE id = ?1",
                     params![id, Delivery::Queued.as_str(), error, at],
+                )?;
+            }
+            DecisionUpdate::RetryUnsure { error, at } => {
+                tx.execute(
+                    "UPDATE decisions SET delivery = ?2, error = ?3, next_attempt_at = ?4,
+                        lease_until = NULL, unsure_since = COALESCE(unsure_since, ?5) WHERE id = ?1",
+                    params![id, Delivery::Queued.as_str(), error, at, now],
                 )?;
             }
             DecisionUpdate::Failed { error, reopen } => {

@@ -197,6 +197,10 @@ CREATE INDEX requests_snoozed ON requests(snoozed_until) WHERE snoozed_until IS 
 /// mixed-script words), as the warning line shown with it; set on write.
 const V9_HIDDEN: &str = "ALTER TABLE requests ADD COLUMN hidden TEXT;";
 
+/// Since when a decision's delivery is *sent, outcome unknown* (see
+/// `Decision::unsure_since`); set on the first such failure, kept after.
+const V10_DECISION_UNSURE: &str = "ALTER TABLE decisions ADD COLUMN unsure_since TEXT;";
+
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -209,5 +213,6 @@ pub fn migrations() -> Migrations<'static> {
         M::up(V7_LEASE_OWNER),
         M::up(V8_SNOOZE),
         M::up(V9_HIDDEN),
+        M::up(V10_DECISION_UNSURE),
     ])
 }

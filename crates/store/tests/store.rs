@@ -442,6 +442,64 @@ mod decisions {
     use super::*;
 
     #[test]
+    fn an_attempt_sent_without_answer_is_remembered_from_its_first_time() {
+        let store = Store::open_in_memory().unwrap();
+        let acc = account(&store, "prod");
+        let req = store
+            .upsert_request(acc, &observed("a", "x", json!({})), t0())
+            .unwrap()
+            .request;
+        let d = decide(&store, req.id, Outcome::Deny);
+        let lease = Duration::minutes(2);
+        store.claim_due(acc, None, t0(), lease, false).unwrap();
+        let refused = store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::Retry {
+                    error: "not sent".into(),
+                    at: t0(),
+                },
+                t0(),
+            )
+            .unwrap();
+        assert_eq!(
+            refused.unsure_since, None,
+            "a failure that never left leaves nothing to check before sending again"
+        );
+        let later = t0() + Duration::seconds(40);
+        store.claim_due(acc, None, later, lease, false).unwrap();
+        store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::RetryUnsure {
+                    error: "no answer".into(),
+                    at: later,
+                },
+                later,
+            )
+            .unwrap();
+        let again = later + Duration::seconds(15);
+        store.claim_due(acc, None, again, lease, false).unwrap();
+        let d = store
+            .update_decision(
+                d.id,
+                &DecisionUpdate::RetryUnsure {
+                    error: "still pending".into(),
+                    at: again,
+                },
+                again,
+            )
+            .unwrap();
+        assert_eq!(
+            d.unsure_since,
+            Some(later),
+            "the wait for a running tool counts from the first attempt that got no answer, \
+             or it would never end"
+        );
+        assert_eq!(d.delivery, countersign_model::Delivery::Queued);
+    }
+
+    #[test]
     fn a_dead_senders_lease_is_taken_over_at_once_a_live_ones_never() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("countersign.sqlite3");

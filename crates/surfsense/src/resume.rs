@@ -152,10 +152,11 @@ fn ask_id_of(request: &Request) -> String {
 
 /// Whether an earlier attempt of this decision may have gone through.
 fn maybe_sent_before(decision: &Decision) -> bool {
-    decision
-        .error
-        .as_deref()
-        .is_some_and(|e| e.contains(BROKEN_STREAM))
+    decision.unsure_since.is_some()
+        || decision
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains(BROKEN_STREAM))
 }
 
 /// Answers a thread. One result per item, in order.
@@ -170,7 +171,7 @@ pub(crate) async fn deliver(
     // the ones the reviewer decided, and nothing else.
     let pending = match ss.pending_of(thread_id).await {
         Ok(p) => p,
-        Err(e) => return all(Err(e)),
+        Err(e) => return all(Err(e.before_sending())),
     };
     let standings: Vec<Standing<'_>> = items.iter().map(|(r, _)| standing(r, &pending)).collect();
     let live: HashSet<String> = items

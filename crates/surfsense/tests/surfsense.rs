@@ -84,6 +84,7 @@ fn decided(
         next_attempt_at: None,
         confirmed_at: None,
         note: None,
+        unsure_since: None,
     };
     (request, decision)
 }

@@ -485,12 +485,16 @@ impl Engine {
                 error: msg.clone(),
                 reopen: true,
             },
+            Err(ConnectorError::Uncertain(msg)) => DecisionUpdate::RetryUnsure {
+                error: msg.clone(),
+                at: now
+                    + chrono::Duration::from_std(self.shared.options.uncertain_retry)
+                        .unwrap_or_default(),
+            },
             Err(e) => {
                 let wait = match e {
                     ConnectorError::RateLimited { retry_after } => *retry_after,
                     ConnectorError::Auth(_) => self.shared.options.auth_retry,
-                    // Give the platform time to finish what it may be doing.
-                    ConnectorError::Uncertain(_) => self.shared.options.uncertain_retry,
                     _ => self
                         .shared
                         .options

@@ -14,4 +14,9 @@ error: string | null,
  * What the platform did instead, when it took the decision but did
  * not do what it says.
  */
-note: string | null, };
+note: string | null, 
+/**
+ * For a decision not delivered yet: what happens next and when
+ * (the same sentence the CLI prints).
+ */
+next_step: string | null, };

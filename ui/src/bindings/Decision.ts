@@ -13,4 +13,12 @@ export type Decision = { id: number, request_id: number, outcome: Outcome, comme
  * what the decision says ("SurfSense continued the run despite the
  * deny"). Shown wherever the decision is.
  */
-note: string | null, };
+note: string | null, 
+/**
+ * Since when an attempt of this decision was sent with no answer (a
+ * timeout or reset after the request left): it may have been applied
+ * and may still be running, so it is not sent again before the
+ * platform's state says how it ended. `None` while every failed
+ * attempt is known not to have been taken (e.g. connection refused).
+ */
+unsure_since: string | null, };

@@ -3,26 +3,36 @@
 //! Seeded per the doc: platform admin "dana" (password `hunter22`) who
 //! created agent "Archivist", member "eli" (`elipass1`), two pending L3
 //! approvals (legacy and runtime details) and one L2 notification.
+//!
+//! It follows the reference's "Verified against the real server" too:
+//! registration validates e-mail addresses (422 on reserved domains),
+//! users made by `register/init` stay inactive after joining, company
+//! slugs get a random suffix, a deleted company leaves its users' other
+//! company for their next login, a policy PATCH replaces the whole map,
+//! `GET /api/org/users` names the company's users, and [`FakeClawith::stop`]
+//! makes every call (a resolve too) fail at connect time.
 
 mod routes;
 mod state;
 
-pub use state::{Approval, Config, ReceivedResolve, Seed};
+pub use state::{default_policy, deliverable_email, Approval, Config, ReceivedResolve, Seed, User};
 
 use chrono::Utc;
 use serde_json::Value;
 use state::Shared;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// A running fake Clawith server on `127.0.0.1`.
 pub struct FakeClawith {
     addr: SocketAddr,
     shared: Arc<Shared>,
     pub seed: Seed,
-    task: tokio::task::JoinHandle<()>,
+    server: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
 }
 
 impl FakeClawith {
@@ -34,19 +44,145 @@ impl FakeClawith {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shared, seed) = Shared::new(config);
-        let shared = Arc::new(shared);
-        let app = routes::router(shared.clone());
-        let task = crate::spawn_server(listener, app, "clawith");
-        Ok(Self {
+        let fake = Self {
             addr,
-            shared,
+            shared: Arc::new(shared),
             seed,
-            task,
-        })
+            server: Mutex::new(None),
+        };
+        fake.serve(listener);
+        Ok(fake)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let app = routes::router(self.shared.clone());
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::warn!("fake clawith stopped: {e}");
+            }
+        });
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some((stop_tx, task));
+    }
+
+    /// Takes the server down: closes every idle connection and stops
+    /// listening, so every call, a resolve included, is refused at connect
+    /// time ("Connection refused": provably never received). State is
+    /// kept for [`Self::restart`].
+    pub async fn stop(&self) {
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((stop, task)) = server {
+            let _ = stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("fake clawith did not stop in time");
+            }
+        }
+    }
+
+    /// Brings a stopped server back on the same port, with its state.
+    pub async fn restart(&self) -> std::io::Result<()> {
+        let listener = TcpListener::bind(self.addr).await?;
+        self.serve(listener);
+        Ok(())
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A new company, as `POST /api/tenants/self-create` makes it: its id
+    /// and its slug (the name's with a random suffix).
+    pub fn create_company(&self, name: &str) -> (String, String) {
+        self.shared.create_company(name)
+    }
+
+    /// Puts the user record `user_id` into a company as `role` (a second
+    /// user record for the same identity when it already has one, as
+    /// joining does). Returns the record now in the company.
+    pub fn add_to_company(&self, user_id: &str, tenant_id: &str, role: &str) -> User {
+        let user = self.user(user_id).expect("the user exists");
+        self.shared.add_to_company(&user, tenant_id, role)
+    }
+
+    /// An agent of a company; returns its id.
+    pub fn add_agent(&self, name: &str, creator_id: &str, tenant_id: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.shared.data().agents.push(state::Agent {
+            id: id.clone(),
+            name: name.into(),
+            creator_id: creator_id.into(),
+            tenant_id: tenant_id.into(),
+            deleted: false,
+            autonomy_policy: default_policy(),
+        });
+        id
+    }
+
+    /// Deletes a company and everything in it (its user records, agents,
+    /// approvals, notifications, audit rows). A user who was also in
+    /// another company now logs in straight into that one.
+    pub fn delete_company(&self, tenant_id: &str) {
+        self.shared.delete_company(tenant_id);
+    }
+
+    /// An invitation code for a company, as an admin makes one.
+    pub fn invitation_code(&self, tenant_id: &str, max_uses: u32) -> String {
+        let code = uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase();
+        self.shared
+            .data()
+            .invitation_codes
+            .push(state::InvitationCode {
+                code: code.clone(),
+                tenant_id: tenant_id.into(),
+                max_uses,
+                used: 0,
+            });
+        code
+    }
+
+    /// A user record by id.
+    pub fn user(&self, id: &str) -> Option<User> {
+        self.shared
+            .data()
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .cloned()
+    }
+
+    /// The user records of one login (email or username), one per company.
+    pub fn users_named(&self, login: &str) -> Vec<User> {
+        self.shared
+            .data()
+            .users
+            .iter()
+            .filter(|u| u.email == login || u.username == login)
+            .cloned()
+            .collect()
+    }
+
+    /// How many `GET /api/org/users` calls arrived.
+    pub fn org_user_lists(&self) -> u32 {
+        self.shared.data().org_user_lists
+    }
+
+    /// An agent's autonomy policy.
+    pub fn policy(&self, agent_id: &str) -> Option<Value> {
+        self.shared
+            .data()
+            .agents
+            .iter()
+            .find(|a| a.id == agent_id)
+            .map(|a| a.autonomy_policy.clone())
     }
 
     /// One autonomy check of `level` (L1/L2/L3) by `agent_id`; the approval
@@ -136,6 +272,8 @@ impl FakeClawith {
 
 impl Drop for FakeClawith {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some((_, task)) = self.server.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
     }
 }

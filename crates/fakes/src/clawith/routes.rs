@@ -6,12 +6,14 @@
 // point here, and these paths are not hot.
 #![allow(clippy::result_large_err)]
 
-use super::state::{offset_time, z_time, ReceivedResolve, Shared, User};
+use super::state::{
+    deliverable_email, offset_time, z_time, InvitationCode, ReceivedResolve, Shared, User,
+};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -30,6 +32,17 @@ pub(crate) fn router(shared: AppState) -> Router {
         )
         .route("/api/auth/login", post(login))
         .route("/api/auth/me", get(me))
+        .route("/api/auth/register/init", post(register_init))
+        .route("/api/auth/register", post(register))
+        .route(
+            "/api/enterprise/invitation-codes",
+            post(make_invitation_codes),
+        )
+        .route("/api/tenants/self-create", post(self_create))
+        .route("/api/tenants/join", post(join))
+        .route("/api/tenants/me", get(my_tenant))
+        .route("/api/org/users", get(org_users))
+        .route("/api/agents/{agent}", patch(update_agent))
         .route(
             "/api/agents",
             get(|| async { Redirect::temporary("/api/agents/") }),
@@ -80,6 +93,18 @@ fn internal() -> Response {
         .into_response()
 }
 
+/// 422 for a body field pydantic refused.
+fn invalid_field(field: &str, kind: &str, msg: &str) -> Response {
+    let detail = json!([{"type": kind, "loc": ["body", field], "msg": msg}]);
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"detail": detail,
+            "error": {"code": "validation_error", "message": "Request validation failed",
+                      "trace_id": trace_id(), "details": detail}})),
+    )
+        .into_response()
+}
+
 fn validation(msg: &str) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -120,10 +145,316 @@ fn is_admin(u: &User) -> bool {
 }
 
 fn user_out(u: &User) -> Value {
+    let tenant = (!u.tenant_id.is_empty()).then_some(u.tenant_id.as_str());
     json!({"id": u.id, "identity_id": u.id, "username": u.username, "email": u.email,
-           "display_name": u.username, "avatar_url": null, "role": u.role,
-           "is_platform_admin": false, "tenant_id": u.tenant_id, "is_active": u.is_active,
+           "display_name": u.display_name, "avatar_url": null, "role": u.role,
+           "is_platform_admin": false, "tenant_id": tenant, "is_active": u.is_active,
            "created_at": z_time(Utc::now())})
+}
+
+fn tenant_out(id: &str, name: &str, slug: &str) -> Value {
+    json!({"id": id, "name": name, "slug": slug, "im_provider": "web_only", "timezone": "UTC",
+           "is_active": true, "sso_enabled": false, "sso_domain": null,
+           "a2a_async_enabled": false, "default_model_id": null, "created_at": z_time(Utc::now())})
+}
+
+fn token_response(s: &Shared, user: &User) -> Value {
+    let token = s.issue_token(user);
+    json!({"access_token": token, "token_type": "bearer", "user": user_out(user),
+           "identity": {"id": user.id, "email": user.email, "username": user.username,
+                        "is_platform_admin": user.role == "platform_admin"},
+           "needs_company_setup": user.tenant_id.is_empty(), "tenant_name": null})
+}
+
+/// A registration body checked as pydantic and `email-validator` check
+/// it: the body, username, email and password, or the 422 to send.
+fn registration(body: &[u8]) -> Result<(Value, String, String, String), Response> {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (username, email, password) = (text("username"), text("email"), text("password"));
+    if !deliverable_email(&email) {
+        return Err(invalid_field(
+            "email",
+            "value_error",
+            &format!("value is not a valid email address: {email} cannot be used with email"),
+        ));
+    }
+    if !(6..=128).contains(&password.chars().count()) {
+        return Err(invalid_field(
+            "password",
+            "string_too_short",
+            "String should have at least 6 characters",
+        ));
+    }
+    Ok((body, username, email, password))
+}
+
+/// `POST /api/auth/register/init`: a new identity without a company.
+/// Everyone after the seeded first user starts inactive (`is_active:
+/// false`), and stays so after joining when no mail server is set up.
+async fn register_init(State(s): State<AppState>, body: Bytes) -> Response {
+    let (body, username, email, password) = match registration(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let user = {
+        let mut d = s.data();
+        if d.users
+            .iter()
+            .any(|u| u.email == email || u.username == username)
+        {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "Email or username already registered",
+            );
+        }
+        let display = body
+            .get("display_name")
+            .and_then(Value::as_str)
+            .unwrap_or(&username)
+            .to_owned();
+        let user = User {
+            id: Uuid::new_v4().to_string(),
+            username,
+            email,
+            password,
+            role: "member".into(),
+            tenant_id: String::new(),
+            is_active: false,
+            display_name: display,
+        };
+        d.users.push(user.clone());
+        user
+    };
+    let token = s.issue_token(&user);
+    (
+        StatusCode::CREATED,
+        Json(
+            json!({"user_id": user.id, "email": user.email, "access_token": token,
+                    "message": "Registration successful", "user": user_out(&user),
+                    "needs_company_setup": true, "target_tenant_id": null}),
+        ),
+    )
+        .into_response()
+}
+
+/// `POST /api/auth/register` with an invitation code: an active member.
+async fn register(State(s): State<AppState>, body: Bytes) -> Response {
+    let (body, username, email, password) = match registration(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let user = {
+        let mut d = s.data();
+        let code = body
+            .get("invitation_code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let Some(ic) = d
+            .invitation_codes
+            .iter_mut()
+            .find(|c| c.code == code && c.used < c.max_uses)
+        else {
+            return fail(StatusCode::BAD_REQUEST, "Invalid invitation code");
+        };
+        ic.used += 1;
+        let tenant = ic.tenant_id.clone();
+        let user = User {
+            id: Uuid::new_v4().to_string(),
+            display_name: body
+                .get("display_name")
+                .and_then(Value::as_str)
+                .unwrap_or(&username)
+                .to_owned(),
+            username,
+            email,
+            password,
+            role: "member".into(),
+            tenant_id: tenant,
+            is_active: true,
+        };
+        d.users.push(user.clone());
+        user
+    };
+    (StatusCode::CREATED, Json(token_response(&s, &user))).into_response()
+}
+
+/// `POST /api/enterprise/invitation-codes {"count","max_uses"}` (admin).
+async fn make_invitation_codes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let u = match caller(&s, &headers, false) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if !is_admin(&u) {
+        return fail(StatusCode::FORBIDDEN, "Admin access required");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let count = body.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let max_uses = body.get("max_uses").and_then(Value::as_u64).unwrap_or(1) as u32;
+    let mut d = s.data();
+    let codes: Vec<String> = (0..count)
+        .map(|_| Uuid::new_v4().simple().to_string()[..8].to_uppercase())
+        .collect();
+    for code in &codes {
+        d.invitation_codes.push(InvitationCode {
+            code: code.clone(),
+            tenant_id: u.tenant_id.clone(),
+            max_uses,
+            used: 0,
+        });
+    }
+    Json(json!({"codes": codes})).into_response()
+}
+
+/// `POST /api/tenants/self-create {"name"}`: a new company whose slug has
+/// a random suffix; its creator becomes `org_admin`.
+async fn self_create(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let u = match caller(&s, &headers, true) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let name = body.get("name").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() || name.chars().count() > 200 {
+        return invalid_field(
+            "name",
+            "string_too_short",
+            "String should have at least 1 character",
+        );
+    }
+    let had_company = !u.tenant_id.is_empty();
+    let (id, slug) = s.create_company(name);
+    let record = s.add_to_company(&u, &id, "org_admin");
+    let token = had_company.then(|| s.issue_token(&record));
+    (
+        StatusCode::CREATED,
+        Json(json!({"tenant": tenant_out(&id, name, &slug), "access_token": token})),
+    )
+        .into_response()
+}
+
+/// `POST /api/tenants/join {"invitation_code"}`. An inactive user stays
+/// inactive (v1.11.3 copies `is_active`).
+async fn join(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let u = match caller(&s, &headers, true) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let code = body
+        .get("invitation_code")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (tenant, has_admin, already) = {
+        let mut d = s.data();
+        let Some(ic) = d.invitation_codes.iter().find(|c| c.code == code).cloned() else {
+            return fail(StatusCode::BAD_REQUEST, "Invalid invitation code");
+        };
+        if ic.used >= ic.max_uses {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "Invitation code has reached its usage limit",
+            );
+        }
+        let Some(tenant) = d.tenants.iter().find(|t| t.0 == ic.tenant_id).cloned() else {
+            return fail(StatusCode::BAD_REQUEST, "Company not found or is disabled");
+        };
+        let already = d
+            .users
+            .iter()
+            .any(|o| o.email == u.email && o.tenant_id == tenant.0);
+        let has_admin = d.users.iter().any(|o| {
+            o.tenant_id == tenant.0 && (o.role == "org_admin" || o.role == "platform_admin")
+        });
+        if !already {
+            if let Some(ic) = d.invitation_codes.iter_mut().find(|c| c.code == code) {
+                ic.used += 1;
+            }
+        }
+        (tenant, has_admin, already)
+    };
+    if already {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "You already belong to this company",
+        );
+    }
+    let role = if has_admin { "member" } else { "org_admin" };
+    let had_company = !u.tenant_id.is_empty();
+    let record = s.add_to_company(&u, &tenant.0, role);
+    let token = had_company.then(|| s.issue_token(&record));
+    Json(
+        json!({"tenant": tenant_out(&tenant.0, &tenant.1, &tenant.2),
+                "role": record.role, "access_token": token}),
+    )
+    .into_response()
+}
+
+/// `GET /api/tenants/me`: the caller's company.
+async fn my_tenant(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let u = match caller(&s, &headers, false) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let d = s.data();
+    match d.tenants.iter().find(|t| t.0 == u.tenant_id) {
+        Some((id, name, slug)) => Json(tenant_out(id, name, slug)).into_response(),
+        None => fail(StatusCode::NOT_FOUND, "Tenant not found"),
+    }
+}
+
+/// `GET /api/org/users`: the active users of the caller's company, as
+/// `UserOut` (any signed-in user may ask).
+async fn org_users(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let u = match caller(&s, &headers, false) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let mut d = s.data();
+    d.org_user_lists += 1;
+    let list: Vec<Value> = d
+        .users
+        .iter()
+        .filter(|o| o.tenant_id == u.tenant_id && o.is_active)
+        .map(user_out)
+        .collect();
+    Json(list).into_response()
+}
+
+/// `PATCH /api/agents/{id} {"autonomy_policy": {…}}` replaces the whole
+/// map: action types left out fall back to their default level (L2 when
+/// the key is missing).
+async fn update_agent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+    body: Bytes,
+) -> Response {
+    let u = match caller(&s, &headers, false) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if let Err(r) = agent_access(&s, &u, &agent) {
+        return r;
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut d = s.data();
+    let Some(a) = d.agents.iter_mut().find(|a| a.id == agent) else {
+        return fail(StatusCode::NOT_FOUND, "Agent not found");
+    };
+    if let Some(policy) = body.get("autonomy_policy").filter(|p| p.is_object()) {
+        a.autonomy_policy = policy.clone();
+    }
+    Json(
+        json!({"id": a.id, "name": a.name, "creator_id": a.creator_id, "status": "running",
+                "autonomy_policy": a.autonomy_policy}),
+    )
+    .into_response()
 }
 
 async fn login(State(s): State<AppState>, body: Bytes) -> Response {
@@ -154,16 +485,7 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Response {
             "This account does not belong to the selected organization.",
         ),
         [] => fail(StatusCode::UNAUTHORIZED, "Invalid credentials"),
-        [user] => {
-            let token = s.issue_token(user);
-            Json(
-                json!({"access_token": token, "token_type": "bearer", "user": user_out(user),
-                "identity": {"id": user.id, "email": user.email, "username": user.username,
-                             "is_platform_admin": user.role == "platform_admin"},
-                "needs_company_setup": false, "tenant_name": null}),
-            )
-            .into_response()
-        }
+        [user] => Json(token_response(&s, user)).into_response(),
         many => {
             let list: Vec<Value> = many
                 .iter()
@@ -200,7 +522,10 @@ async fn agents(State(s): State<AppState>, headers: HeaderMap) -> Response {
         .agents
         .iter()
         .filter(|a| a.tenant_id == u.tenant_id && !a.deleted)
-        .map(|a| json!({"id": a.id, "name": a.name, "creator_id": a.creator_id, "status": "running"}))
+        .map(|a| {
+            json!({"id": a.id, "name": a.name, "creator_id": a.creator_id, "status": "running",
+                        "autonomy_policy": a.autonomy_policy})
+        })
         .collect();
     Json(list).into_response()
 }

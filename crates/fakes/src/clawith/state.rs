@@ -44,8 +44,10 @@ pub struct User {
     pub email: String,
     pub password: String,
     pub role: String,
+    /// Empty for a user who has not created or joined a company yet.
     pub tenant_id: String,
     pub is_active: bool,
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,42 @@ pub struct Agent {
     pub creator_id: String,
     pub tenant_id: String,
     pub deleted: bool,
+    /// `action_type → "L1"|"L2"|"L3"`; a missing key means L2.
+    pub autonomy_policy: Value,
+}
+
+/// v1.11.3's default autonomy policy (`backend/app/models/agent.py`).
+pub fn default_policy() -> Value {
+    json!({"read_files": "L1", "write_workspace_files": "L2", "send_feishu_message": "L2",
+           "send_external_message": "L3", "modify_soul": "L3", "access_business_system_read": "L2",
+           "access_business_system_write": "L3", "delete_files": "L3", "create_calendar_event": "L2",
+           "financial_operations": "L3"})
+}
+
+/// An invitation code made by a company admin.
+#[derive(Debug, Clone)]
+pub struct InvitationCode {
+    pub code: String,
+    pub tenant_id: String,
+    pub max_uses: u32,
+    pub used: u32,
+}
+
+/// Whether `email-validator` (which Clawith's registration uses) takes
+/// the address: one `@`, a dotted domain, and none of the special-use
+/// names it refuses (`.test`, `.localhost`, `.invalid`, …).
+pub fn deliverable_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let domain = domain.to_ascii_lowercase();
+    let tld = domain.rsplit('.').next().unwrap_or("");
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !["arpa", "invalid", "local", "localhost", "onion", "test"].contains(&tld)
 }
 
 /// One `approval_requests` row.
@@ -118,6 +156,9 @@ pub(crate) struct Data {
     pub tokens: HashMap<String, Token>,
     pub received: Vec<ReceivedResolve>,
     pub logins: u32,
+    pub invitation_codes: Vec<InvitationCode>,
+    /// How many `GET /api/org/users` calls arrived.
+    pub org_user_lists: u32,
     pub main_head: bool,
     pub resolve_delay: Duration,
 }
@@ -180,6 +221,7 @@ impl Shared {
             role: "platform_admin".into(),
             tenant_id: tenant.clone(),
             is_active: true,
+            display_name: "Dana".into(),
         });
         d.users.push(User {
             id: eli.clone(),
@@ -189,6 +231,7 @@ impl Shared {
             role: "member".into(),
             tenant_id: tenant.clone(),
             is_active: true,
+            display_name: "Eli Navarro".into(),
         });
         if config.multi_tenant {
             let acme = Uuid::new_v4().to_string();
@@ -202,6 +245,7 @@ impl Shared {
                 role: "member".into(),
                 tenant_id: acme,
                 is_active: true,
+                display_name: "Dana".into(),
             });
         }
         let archivist = Uuid::new_v4().to_string();
@@ -211,6 +255,7 @@ impl Shared {
             creator_id: dana.clone(),
             tenant_id: tenant.clone(),
             deleted: false,
+            autonomy_policy: default_policy(),
         });
         let shared = Self {
             config,
@@ -276,6 +321,86 @@ impl Shared {
         token
     }
 
+    /// A company made with `POST /api/tenants/self-create`: the slug is
+    /// the name's with a random suffix (`Globex` → `globex-37e9ed`).
+    pub fn create_company(&self, name: &str) -> (String, String) {
+        let id = Uuid::new_v4().to_string();
+        let mut base: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        base = base
+            .split('-')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        if base.is_empty() {
+            base = "company".into();
+        }
+        let suffix = &Uuid::new_v4().simple().to_string()[..6];
+        let slug = format!("{base}-{suffix}");
+        self.data()
+            .tenants
+            .push((id.clone(), name.to_owned(), slug.clone()));
+        (id, slug)
+    }
+
+    /// Puts `user` (a user record) into `tenant_id` with `role`: a user
+    /// without a company gets it; one with a company gets a second user
+    /// record for the same identity, as v1.11.3 does. `is_active` is
+    /// carried over unchanged. Returns the user record now in the company.
+    pub fn add_to_company(&self, user: &User, tenant_id: &str, role: &str) -> User {
+        let mut d = self.data();
+        if user.tenant_id.is_empty() {
+            let u = d
+                .users
+                .iter_mut()
+                .find(|u| u.id == user.id)
+                .expect("the user exists");
+            u.tenant_id = tenant_id.to_owned();
+            if u.role == "member" {
+                u.role = role.to_owned();
+            }
+            return u.clone();
+        }
+        let record = User {
+            id: Uuid::new_v4().to_string(),
+            tenant_id: tenant_id.to_owned(),
+            role: role.to_owned(),
+            ..user.clone()
+        };
+        d.users.push(record.clone());
+        record
+    }
+
+    /// Deletes a company with everything in it: its user records, agents
+    /// and their approvals, notifications and audit rows.
+    pub fn delete_company(&self, tenant_id: &str) {
+        let mut d = self.data();
+        d.tenants.retain(|t| t.0 != tenant_id);
+        let users: Vec<String> = d
+            .users
+            .iter()
+            .filter(|u| u.tenant_id == tenant_id)
+            .map(|u| u.id.clone())
+            .collect();
+        let agents: Vec<String> = d
+            .agents
+            .iter()
+            .filter(|a| a.tenant_id == tenant_id)
+            .map(|a| a.id.clone())
+            .collect();
+        d.users.retain(|u| u.tenant_id != tenant_id);
+        d.agents.retain(|a| a.tenant_id != tenant_id);
+        d.approvals.retain(|a| !agents.contains(&a.agent_id));
+        d.notifications.retain(|n| !users.contains(&n.user_id));
+        d.audit
+            .retain(|a| !a.agent_id.as_ref().is_some_and(|id| agents.contains(id)));
+        d.tokens.retain(|_, t| !users.contains(&t.user_id));
+        d.invitation_codes.retain(|c| c.tenant_id != tenant_id);
+    }
+
     /// The rows one autonomy check writes, all with one `created_at`.
     /// Returns the approval id for L3.
     pub fn autonomy(
@@ -315,6 +440,18 @@ impl Shared {
                 return (existing.agent_id == agent.id).then(|| existing.id.clone());
             }
         }
+        // No level given: the agent's policy decides, a missing key is L2.
+        let from_policy = agent
+            .autonomy_policy
+            .get(action_type)
+            .and_then(Value::as_str)
+            .unwrap_or("L2")
+            .to_owned();
+        let level = if level.is_empty() {
+            from_policy.as_str()
+        } else {
+            level
+        };
         let mut audit_details = details.clone();
         if let Some(obj) = audit_details.as_object_mut() {
             obj.insert("level".into(), json!(level));
