@@ -32,16 +32,34 @@ if [ "$target" != "$PWD/target" ]; then
   config=(--config "{\"bundle\":{\"linux\":{\"deb\":{\"files\":$files},\"rpm\":{\"files\":$files}}}}")
 fi
 
+# Depends: the package of every shared library the two binaries link, with
+# the versions they need, as dpkg-shlibdeps finds them (the bundler itself
+# only names WebKitGTK and GTK).
+shlib_depends() {
+  local d
+  d=$(mktemp -d)
+  mkdir -p "$d/debian"
+  printf 'Source: countersign\n\nPackage: countersign\nArchitecture: any\n' > "$d/debian/control"
+  (cd "$d" && dpkg-shlibdeps -O "$@" 2>/dev/null) | sed -n 's/^shlibs:Depends=//p'
+  rm -rf "$d"
+}
+
+"$tauri" build --ci --no-bundle "${config[@]}"
+deps=$(shlib_depends "$target/release/countersign-desktop" "$target/release/countersign")
+[ -n "$deps" ] || { echo "package: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# The tray's libayatana-appindicator3 is loaded at run time (dlopen), so
+# no linker record names it.
+deps="$deps, libayatana-appindicator3-1"
+json=$(tr ',' '\n' <<< "$deps" | sed 's/^ *//; s/ *$//; s/.*/"&"/' | paste -sd,)
+config+=(--config "{\"bundle\":{\"linux\":{\"deb\":{\"depends\":[$json]}}}}")
+
 # deb and rpm are made by the bundler itself; the AppImage needs tools
 # from the network, so it is tried last and on its own.
 first=$(tr ',' '\n' <<< "$want" | grep -v '^appimage$' | paste -sd, || true)
 if [ -n "$first" ]; then
-  "$tauri" build --ci --bundles "$first" "${config[@]}"
+  "$tauri" bundle --ci --bundles "$first" "${config[@]}"
 fi
 if grep -qw appimage <<< "$want"; then
-  if [ -z "$first" ]; then
-    "$tauri" build --ci --no-bundle "${config[@]}"
-  fi
   if ! "$tauri" bundle --ci --bundles appimage "${config[@]}"; then
     echo "package: AppImage not built (its tools, linuxdeploy and AppRun, are downloaded from GitHub; is it reachable?)" >&2
   fi
