@@ -65,13 +65,13 @@ echo "ok: ${entry#"$root"} is valid; Exec=$exec_bin is in the package; Icon=$ico
 depends=$(dpkg-deb -f "$deb" Depends)
 names=$(tr ',' '\n' <<< "$depends" | sed 's/^ *//; s/[ (].*//' | sort -u)
 grep -qx 'libwebkit2gtk-4.1-0' <<< "$names" || fail "Depends lacks libwebkit2gtk-4.1-0: $depends"
+ldconfig -p > "$tmp/ldcache"
 for bin in "$app" "$cli"; do
   for lib in $(objdump -p "$bin" | awk '/NEEDED/ { print $2 }'); do
-    path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|x86_64/ { print $NF; exit }')
-    [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
+    path=$(awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }' "$tmp/ldcache")
     [ -n "$path" ] || fail "$lib (linked by ${bin#"$root"}) is not on this machine"
-    pkg=$(dpkg -S "$(realpath "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null | head -n1) || true
-    pkg=${pkg%%:*}
+    owner=$(dpkg -S "$(realpath "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null || true)
+    pkg=${owner%%:*}
     [ -n "$pkg" ] || fail "no package owns $path"
     grep -qx "$pkg" <<< "$names" || fail "${bin#"$root"} links $lib from $pkg, which Depends does not name: $depends"
   done
@@ -79,7 +79,7 @@ done
 echo "ok: Depends: $depends"
 
 # lintian: errors, and warnings about what a desktop package needs.
-lintian --no-tag-display-limit --suppress-tags-from-file scripts/lintian-explained "$deb" > "$tmp/lintian" 2>&1 || true
+lintian --tag-display-limit 0 --suppress-tags-from-file scripts/lintian-explained "$deb" > "$tmp/lintian" 2>&1 || true
 cat "$tmp/lintian"
 if grep -E '^E: |^W: .*(depend|perm|owner|setuid|setgid|desktop|icon|shared-lib|library)' "$tmp/lintian"; then
   fail "lintian (above); explained tags are in scripts/lintian-explained"

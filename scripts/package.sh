@@ -34,7 +34,8 @@ fi
 
 # Depends: the package of every shared library the two binaries link, with
 # the versions they need, as dpkg-shlibdeps finds them (the bundler itself
-# only names WebKitGTK and GTK).
+# only names WebKitGTK, GTK and, for the tray, which is loaded at run time,
+# libayatana-appindicator3).
 shlib_depends() {
   local d
   d=$(mktemp -d)
@@ -45,11 +46,10 @@ shlib_depends() {
 }
 
 "$tauri" build --ci --no-bundle "${config[@]}"
+# Symbols would nearly double the packages' size.
+strip --strip-unneeded "$target/release/countersign-desktop" "$target/release/countersign"
 deps=$(shlib_depends "$target/release/countersign-desktop" "$target/release/countersign")
 [ -n "$deps" ] || { echo "package: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
-# The tray's libayatana-appindicator3 is loaded at run time (dlopen), so
-# no linker record names it.
-deps="$deps, libayatana-appindicator3-1"
 json=$(tr ',' '\n' <<< "$deps" | sed 's/^ *//; s/ *$//; s/.*/"&"/' | paste -sd,)
 config+=(--config "{\"bundle\":{\"linux\":{\"deb\":{\"depends\":[$json]}}}}")
 

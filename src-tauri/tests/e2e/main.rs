@@ -1568,9 +1568,12 @@ async fn open_at_login_adds_and_removes_the_autostart_entry() {
     }
     let text = std::fs::read_to_string(&entry)
         .unwrap_or_else(|e| panic!("turned on, the switch writes {}: {e}", entry.display()));
-    let exe = env!("CARGO_BIN_EXE_countersign-desktop");
+    let exec = format!(
+        "Exec={} --autostart",
+        env!("CARGO_BIN_EXE_countersign-desktop")
+    );
     assert!(
-        text.lines().any(|l| l == format!("Exec={exe} --autostart")),
+        text.lines().any(|l| l == exec),
         "the entry starts this app, hidden in the tray:\n{text}"
     );
     assert!(
