@@ -15,6 +15,8 @@ packages=(
   xvfb xauth dbus dbus-x11 webkit2gtk-driver imagemagick dunst time
   # a real OS keychain (Secret Service) for the keychain tests
   gnome-keyring libsecret-tools
+  # packaging (scripts/package.sh) and checking the packages it makes
+  dpkg-dev desktop-file-utils lintian xdotool x11-utils
 )
 
 missing=()

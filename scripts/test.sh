@@ -32,3 +32,11 @@ if [ -n "$(git status --porcelain -- ui/src/bindings 2>/dev/null)" ]; then
   git status --porcelain -- ui/src/bindings >&2
   exit 1
 fi
+
+# Package check: one release build, bundled as a .deb, extracted and tried
+# (scripts/check-package.sh says what it checks). It runs last since it is
+# the slowest step: the release build is the only one in this script.
+echo "== package check: build the .deb and try what it installs"
+start=$SECONDS
+bash scripts/check-package.sh
+echo "package check: done in $((SECONDS - start)) s"

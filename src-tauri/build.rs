@@ -18,6 +18,8 @@ fn main() {
             "set_prefs",
             "snooze",
             "status",
+            "about",
+            "set_open_at_login",
         ]),
     ))
     .expect("tauri build step");

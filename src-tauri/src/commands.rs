@@ -160,6 +160,20 @@ pub struct AppStatus {
     pub store_bytes: u64,
 }
 
+/// What the About section shows.
+#[derive(Debug, Serialize, ts_rs::TS)]
+#[ts(export)]
+pub struct About {
+    /// The workspace version (the same `countersign --version` prints).
+    pub version: String,
+    pub data_dir: String,
+    /// Bytes the store takes on disk.
+    #[ts(type = "number")]
+    pub store_bytes: u64,
+    /// Whether the app starts (hidden, in the tray) when the user logs in.
+    pub open_at_login: bool,
+}
+
 #[tauri::command]
 pub async fn pending(state: AppStateRef<'_>, filter: PendingFilter) -> Result<Vec<RequestRow>> {
     let q = PendingQuery {
@@ -388,6 +402,23 @@ pub fn status(state: AppStateRef<'_>) -> Result<AppStatus> {
         data_dir: state.inbox.data_dir().display().to_string(),
         store_bytes: state.inbox.store_size()?,
     })
+}
+
+#[tauri::command]
+pub fn about(app: AppHandle, state: AppStateRef<'_>) -> Result<About> {
+    Ok(About {
+        version: app.package_info().version.to_string(),
+        data_dir: state.inbox.data_dir().display().to_string(),
+        store_bytes: state.inbox.store_size()?,
+        open_at_login: crate::autostart::is_on(&app).map_err(IpcError::internal)?,
+    })
+}
+
+/// Turns "Open at login" on or off; returns the state it is in afterwards.
+#[tauri::command]
+pub fn set_open_at_login(app: AppHandle, on: bool) -> Result<bool> {
+    crate::autostart::set(&app, on)
+        .map_err(|e| IpcError::internal(format!("could not change the login item: {e}")))
 }
 
 #[cfg(test)]

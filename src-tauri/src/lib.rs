@@ -2,8 +2,11 @@
 //!
 //! `setup` builds the state once (data dir, store, engine, notifier, tray)
 //! and starts syncing; commands delegate to the inbox; core events reach the
-//! UI batched (see [`events`]). Closing the window keeps the app in the tray.
+//! UI batched (see [`events`]). Closing the window keeps the app in the tray;
+//! started by the session's autostart entry (see [`autostart`]) it opens
+//! there, with its window hidden.
 
+mod autostart;
 mod commands;
 mod error;
 mod events;
@@ -39,7 +42,14 @@ pub fn run() {
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             tray::show_main(app)
         }))
+        .plugin(autostart::plugin())
         .setup(|app| {
+            if autostart::started_at_login() {
+                // Started with the session: wait in the tray, not in the way.
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.hide();
+                }
+            }
             let data_dir = resolve_data_dir(None)?;
             let inbox = Arc::new(Inbox::open(&data_dir, Arc::new(SystemClock))?);
             let clicked = app.handle().clone();
@@ -100,6 +110,8 @@ pub fn run() {
             commands::snooze,
             commands::set_prefs,
             commands::status,
+            commands::about,
+            commands::set_open_at_login,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -3,7 +3,8 @@
 
 import { call, errorText, isIpcError } from "./ipc";
 import { h } from "./dom";
-import { bytes, thousands, when, words } from "./format";
+import { renderAbout } from "./about";
+import { when, words } from "./format";
 import { app } from "./store";
 import type { AccountView } from "./bindings/AccountView";
 import type { Platform } from "./bindings/Platform";
@@ -149,18 +150,8 @@ export function renderAccounts(changed: () => void): HTMLElement {
         h("div", { class: "account-list" }, ...(cards.length ? cards : [h("div", { class: "empty small" },
           "No accounts yet. Add one to start receiving approval requests.")])),
         editing ? form(editing === "new" ? null : editing, () => { paint(null); changed(); }) : null),
-      storeLine());
+      renderAbout());
   };
   paint(app.accounts.length === 0 ? "new" : null);
   return holder;
-}
-
-/** Where the data lives and how much room it takes. */
-function storeLine(): HTMLElement {
-  const line = h("div", { class: "muted store-size", "data-testid": "store-size" }, "Local store: …");
-  call("status", {}).then((s) => {
-    line.textContent = `Local store: ${bytes(s.store_bytes)} in ${s.data_dir}`;
-    line.title = `${thousands(s.store_bytes)} bytes`;
-  }).catch((e: unknown) => { line.textContent = `Local store: ${errorText(e)}`; });
-  return line;
 }

@@ -1,6 +1,7 @@
 // The one typed door to the Rust side. Command names and argument shapes
 // are checked against the generated bindings, so a typo is a compile error.
 
+import type { About } from "./bindings/About";
 import type { AccountView } from "./bindings/AccountView";
 import type { Activity } from "./bindings/Activity";
 import type { AccountForm } from "./bindings/AccountForm";
@@ -31,6 +32,8 @@ interface Commands {
   set_prefs: { args: { prefs: NotificationPrefs }; result: NotificationPrefs };
   snooze: { args: { id: number; until: string }; result: string };
   status: { args: Record<string, never>; result: AppStatus };
+  about: { args: Record<string, never>; result: About };
+  set_open_at_login: { args: { on: boolean }; result: boolean };
 }
 
 interface Events {

@@ -23,7 +23,8 @@ pub struct Desktop {
     /// DISPLAY and DBUS_SESSION_BUS_ADDRESS of this private desktop.
     session: Vec<(&'static str, String)>,
     pub data: TempDir,
-    _home: TempDir,
+    /// The app's HOME (and XDG dirs under it): `~/.config/autostart` is here.
+    pub home: TempDir,
     pub bus_log: PathBuf,
     children: Vec<(&'static str, Child)>,
     /// When the app was asked to start (the WebDriver session began): what
@@ -74,6 +75,11 @@ impl Desktop {
     /// [`Desktop::launch`]; without `dunst`, no notification server runs
     /// (a test brings its own, see `notification_server.rs`).
     pub async fn launch_with(prepare: impl FnOnce(&Path), dunst: bool) -> Desktop {
+        Self::launch_args(prepare, dunst, &[]).await
+    }
+
+    /// [`Desktop::launch_with`], starting the app with `args`.
+    pub async fn launch_args(prepare: impl FnOnce(&Path), dunst: bool, args: &[&str]) -> Desktop {
         let turn = ONE_AT_A_TIME.lock().await;
         let data = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
@@ -178,7 +184,7 @@ impl Desktop {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),
-            json!({"application": env!("CARGO_BIN_EXE_countersign-desktop")}),
+            json!({"application": env!("CARGO_BIN_EXE_countersign-desktop"), "args": args}),
         );
         // Both of rustls' crypto back ends are in the tree; pick one.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -198,7 +204,7 @@ impl Desktop {
             client,
             session,
             data,
-            _home: home,
+            home,
             bus_log,
             children,
             started,
@@ -315,6 +321,25 @@ impl Desktop {
         let mut cmd = Command::new(program);
         cmd.envs(self.session.iter().map(|(k, v)| (*k, v.as_str())));
         cmd
+    }
+
+    /// The ids of the app's windows on this display; only those shown
+    /// (mapped) when `visible`.
+    #[allow(dead_code)]
+    pub fn windows(&self, visible: bool) -> Vec<String> {
+        let mut cmd = self.command("xdotool");
+        cmd.arg("search");
+        if visible {
+            cmd.arg("--onlyvisible");
+        }
+        let out = cmd
+            .args(["--name", "^Countersign$"])
+            .output()
+            .expect("xdotool (scripts/setup.sh installs it)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The address of this desktop's session bus.

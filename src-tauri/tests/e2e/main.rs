@@ -1547,3 +1547,143 @@ async fn decide_buttons_only_where_a_plain_decision_fits_and_after_the_notificat
     );
     app.close().await;
 }
+
+/// "Open at login" in the Accounts view's About section: off at first
+/// (no autostart entry), on writes `~/.config/autostart/Countersign.desktop`
+/// starting this very binary with `--autostart`, off removes it again. The
+/// section also shows the workspace version and the data dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_at_login_adds_and_removes_the_autostart_entry() {
+    let app = Desktop::launch(|_| {}).await;
+    let autostart = app.home.path().join(".config/autostart");
+    let entry = autostart.join("Countersign.desktop");
+    // With no account the app opens on the Accounts view.
+    let switch = "[data-testid=open-at-login]";
+    app.until(
+        "the About section's switch",
+        &format!(
+            "document.querySelector('{switch}') && !document.querySelector('{switch}').disabled"
+        ),
+        PATIENT,
+    )
+    .await;
+    let version = app
+        .js("return document.querySelector('[data-testid=about-version]').textContent")
+        .await;
+    assert_eq!(
+        version,
+        json!(format!("Countersign {}", env!("CARGO_PKG_VERSION"))),
+        "About shows the one workspace version"
+    );
+    let store = app
+        .js("return document.querySelector('[data-testid=store-size]').textContent")
+        .await;
+    let data_dir = app.data.path().display().to_string();
+    assert!(
+        store
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(" in {data_dir}")),
+        "About names the data dir: {store}"
+    );
+    assert_eq!(
+        app.js(&format!(
+            "return document.querySelector('{switch}').checked"
+        ))
+        .await,
+        json!(false),
+        "Open at login is off by default"
+    );
+    assert!(
+        !entry.exists(),
+        "nothing is written to the autostart list before the user asks"
+    );
+
+    app.click(switch).await;
+    for _ in 0..100 {
+        if entry.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&entry)
+        .unwrap_or_else(|e| panic!("turned on, the switch writes {}: {e}", entry.display()));
+    let exec = format!(
+        "Exec={} --autostart",
+        env!("CARGO_BIN_EXE_countersign-desktop")
+    );
+    assert!(
+        text.lines().any(|l| l == exec),
+        "the entry starts this app, hidden in the tray:\n{text}"
+    );
+    assert!(
+        text.contains("[Desktop Entry]") && text.contains("Type=Application"),
+        "the entry is a desktop entry:\n{text}"
+    );
+    app.until(
+        "the switch shows on",
+        &format!("document.querySelector('{switch}').checked && !document.querySelector('{switch}').disabled"),
+        PATIENT,
+    )
+    .await;
+    let about = app.invoke("about").await;
+    assert_eq!(about["open_at_login"], json!(true), "{about}");
+
+    app.click(switch).await;
+    for _ in 0..100 {
+        if !entry.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!entry.exists(), "turned off, the switch removes the entry");
+    let about = app.invoke("about").await;
+    assert_eq!(about["open_at_login"], json!(false), "{about}");
+    app.close().await;
+}
+
+/// Started by the autostart entry (`--autostart`), the app runs with its
+/// window hidden, waiting in the tray; opening it again from the menu (a
+/// second launch) shows the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_at_login_the_app_waits_hidden_until_opened() {
+    let app = Desktop::launch_args(|_| {}, true, &["--autostart"]).await;
+    let status = app.invoke("status").await;
+    assert!(status["pending"].is_number(), "the app runs: {status}");
+    assert!(
+        !app.windows(false).is_empty(),
+        "the app has its main window"
+    );
+    tokio::time::sleep(SECOND).await;
+    assert!(
+        app.windows(true).is_empty(),
+        "started at login, the window stays hidden"
+    );
+
+    let mut again = app.command(env!("CARGO_BIN_EXE_countersign-desktop"));
+    again
+        .env("HOME", app.home.path())
+        .env("XDG_RUNTIME_DIR", app.home.path())
+        .env("COUNTERSIGN_DATA_DIR", app.data.path())
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut second = again.spawn().expect("a second launch");
+    let start = Instant::now();
+    while app.windows(true).is_empty() && start.elapsed() < PATIENT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !app.windows(true).is_empty(),
+        "opened from the menu, the running app shows its window"
+    );
+    for _ in 0..100 {
+        if matches!(second.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = second.kill();
+    let _ = second.wait();
+    app.close().await;
+}
